@@ -1,0 +1,46 @@
+"""Lanspread core: hook specs, archive provider protocols, runtime and CLI."""
+
+from __future__ import annotations
+
+import pluggy
+
+from lanspread_core.archive import (
+    ArchiveProvider,
+    ArchiveReader,
+    Entry,
+    EntryKind,
+    EntrySink,
+    ProbeResult,
+    StreamInstallProvider,
+    Unpacker,
+)
+from lanspread_core.errors import (
+    ArchiveError,
+    Cancelled,
+    LanspreadError,
+    UnsafeEntryError,
+    VerificationError,
+)
+from lanspread_core.records import DiscoveryRecord, FrontendRecord, ProviderRecord
+
+hookimpl = pluggy.HookimplMarker("lanspread")
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveProvider",
+    "ArchiveReader",
+    "Cancelled",
+    "DiscoveryRecord",
+    "Entry",
+    "EntryKind",
+    "EntrySink",
+    "FrontendRecord",
+    "LanspreadError",
+    "ProbeResult",
+    "ProviderRecord",
+    "StreamInstallProvider",
+    "Unpacker",
+    "UnsafeEntryError",
+    "VerificationError",
+    "hookimpl",
+]

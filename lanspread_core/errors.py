@@ -1,0 +1,48 @@
+"""Errors that reach a user as one clear sentence.
+
+Every error the core or a plugin raises on purpose derives from
+:class:`LanspreadError`; the CLI prints ``str(error)`` and exits with
+``error.exit_code`` instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class LanspreadError(Exception):
+    """An expected failure with a message fit for a user."""
+
+    exit_code: int = 1
+
+
+class UsageError(LanspreadError):
+    """The user asked for something that cannot be (bad name, bad path)."""
+
+    exit_code = 2
+
+
+class PluginError(LanspreadError):
+    """A plugin is broken or conflicts with another."""
+
+
+class ProviderNotFound(UsageError):
+    """``--provider NAME`` names no installed provider."""
+
+
+class NoProviderCanHandle(LanspreadError):
+    """Every installed provider declined a game root's archives."""
+
+
+class ArchiveError(LanspreadError):
+    """An archive is corrupt, truncated, encrypted or unreadable."""
+
+
+class UnsafeEntryError(ArchiveError):
+    """An archive entry would write outside its target (or is a link/device)."""
+
+
+class VerificationError(ArchiveError):
+    """Unpacked bytes do not match the size or CRC32 the archive promised."""
+
+
+class Cancelled(LanspreadError):
+    """The operation was cancelled; raised inside worker threads."""
