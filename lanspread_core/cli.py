@@ -89,8 +89,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     }
     data = {
         "plugins": [
-            {"name": p.name, "distribution": p.distribution, "version": p.version,
-             "kinds": p.kinds}
+            {"name": p.name, "distribution": p.distribution, "version": p.version, "kinds": p.kinds}
             for p in registry.plugins
         ],
         "providers": providers,
@@ -127,11 +126,13 @@ def inspect(ctx: click.Context, path: Path, provider: str, as_json: bool) -> Non
     choice = choose(registry_of(ctx), provider, archives)
     entries = choice.provider.entries(archives)
     if as_json:
-        emit_json({
-            "provider": choice.name,
-            "probe": choice.probe.to_json(),
-            "entries": [e.to_json() for e in entries],
-        })
+        emit_json(
+            {
+                "provider": choice.name,
+                "probe": choice.probe.to_json(),
+                "entries": [e.to_json() for e in entries],
+            }
+        )
         return
     p = choice.probe
     click.echo(

@@ -23,8 +23,11 @@ RESERVED = frozenset({LOCAL, INSTALLING, BACKUP, SENTINEL_TMP, SENTINEL_DISCARDE
 def root_archives(root: Path) -> list[Path]:
     """The archives of a game root: regular root-level ``*.eti`` files, sorted by name."""
     return sorted(
-        (p for p in root.iterdir() if p.suffix.lower() == ARCHIVE_SUFFIX and p.is_file()
-         and not p.is_symlink()),
+        (
+            p
+            for p in root.iterdir()
+            if p.suffix.lower() == ARCHIVE_SUFFIX and p.is_file() and not p.is_symlink()
+        ),
         key=lambda p: p.name,
     )
 

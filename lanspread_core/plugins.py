@@ -33,6 +33,7 @@ GROUP = hookspecs.PROJECT
 #: Comma-separated entry-point names to load; unset loads all, "" loads none.
 ENV_LOAD = "LANSPREAD_LOAD_PLUGINS"
 
+
 @dataclass
 class Registry:
     """Everything the installed plugins registered, by kind and by name."""
