@@ -7,7 +7,12 @@ download sentinel; ``local/`` being a directory is the install predicate.
 
 from __future__ import annotations
 
+import os
+import stat
+from enum import StrEnum
 from pathlib import Path
+
+from lanspread_core.errors import UsageError
 
 ARCHIVE_SUFFIX = ".eti"
 SENTINEL = "version.ini"
@@ -37,3 +42,92 @@ def archives_for_path(path: Path) -> list[Path]:
     if path.is_dir():
         return root_archives(path)
     return [path]
+
+
+class Availability(StrEnum):
+    """How a game stands on this peer. Only READY is ever served."""
+
+    READY = "ready"  # downloaded, catalog version, no operation active
+    DOWNLOADING = "downloading"
+    LOCAL_ONLY = "local_only"  # installed, not downloaded: "Installed, not shareable"
+    BUSY = "busy"  # an install/update/uninstall/removal is running
+    OUTDATED = "outdated"  # downloaded, but not the catalog version
+    UNLISTED = "unlisted"  # not in the catalog
+    ABSENT = "absent"  # neither downloaded nor installed
+
+
+class BadGameId(UsageError):
+    pass
+
+
+def game_root(games_dir: Path, game_id: str) -> Path:
+    """The root of ``game_id``: refuses anything but a direct child name."""
+    if (
+        not game_id
+        or game_id in (".", "..")
+        or "/" in game_id
+        or "\\" in game_id
+        or "\x00" in game_id
+        or Path(game_id).is_absolute()
+        or game_id in RESERVED
+    ):
+        raise BadGameId(f"{game_id!r} is not a game id (a folder name directly in the games dir)")
+    return games_dir / game_id
+
+
+def is_downloaded(root: Path) -> bool:
+    """Downloaded: ``version.ini`` is a regular file (not a link) at the root."""
+    try:
+        return stat.S_ISREG(os.lstat(root / SENTINEL).st_mode)
+    except OSError:
+        return False
+
+
+def is_installed(root: Path) -> bool:
+    """Installed: ``local`` is a real directory (not a link to one)."""
+    try:
+        return stat.S_ISDIR(os.lstat(root / LOCAL).st_mode)
+    except OSError:
+        return False
+
+
+def availability(
+    *,
+    in_catalog: bool,
+    downloaded: bool,
+    installed: bool,
+    version_matches: bool,
+    busy: str | None,
+) -> Availability:
+    if busy == "download":
+        return Availability.DOWNLOADING
+    if busy:
+        return Availability.BUSY
+    if not in_catalog:
+        return Availability.UNLISTED
+    if downloaded:
+        return Availability.READY if version_matches else Availability.OUTDATED
+    return Availability.LOCAL_ONLY if installed else Availability.ABSENT
+
+
+def is_reserved(name: str) -> bool:
+    return name in RESERVED
+
+
+def download_files(root: Path) -> list[Path]:
+    """Every regular file of the download: the root minus ``local/`` and reserved names.
+
+    Symlinks are skipped (never hashed or served). Sorted by relative path.
+    """
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [d for d in dirnames if not is_reserved(d)]
+            filenames = [f for f in filenames if not is_reserved(f)]
+        dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+        for name in filenames:
+            path = here / name
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())

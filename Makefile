@@ -1,0 +1,38 @@
+# Everything runs from the project's own virtualenv; `make test` on a fresh
+# clone creates it. The stamp file re-runs the install when a pyproject changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := -e '.[test]' \
+	-e plugins/unrar_provider \
+	-e plugins/libarchive_provider \
+	-e plugins/fixture_unpacker \
+	-e docs/examples/lanspread-tarball
+STAMP := $(VENV)/.installed
+PYPROJECTS := pyproject.toml $(wildcard plugins/*/pyproject.toml) docs/examples/lanspread-tarball/pyproject.toml
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): $(PYPROJECTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(PACKAGES)
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/lanspread demo
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info benchmarks/results

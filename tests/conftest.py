@@ -1,0 +1,41 @@
+"""Shared test helpers: where the fixtures are and how to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RAR_FIXTURES = ROOT.parent / "shared" / "fixtures" / "rar"
+LANSPREAD = Path(sys.executable).with_name("lanspread")
+
+
+def expected_rar() -> dict:
+    return json.loads((RAR_FIXTURES / "EXPECTED.json").read_text())
+
+
+def run_cli(*args: str | os.PathLike, env: dict[str, str] | None = None, check: bool = False,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``lanspread`` console script as a real process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LANSPREAD_")}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [str(LANSPREAD), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lanspread {args} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def rar_fixtures() -> Path:
+    return RAR_FIXTURES
