@@ -6,53 +6,20 @@ stderr and its exit code; plugins add commands through a hook.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from lanspread_core.cli_common import LanspreadGroup, emit_json, provider_option, registry_of
+from lanspread_core.cli_local import LOCAL_COMMANDS
 from lanspread_core.errors import LanspreadError
 from lanspread_core.layout import archives_for_path
-from lanspread_core.plugins import Registry, load_registry
-from lanspread_core.selection import AUTO, ENV_PROVIDER, choose
+from lanspread_core.plugins import load_registry
+from lanspread_core.selection import choose
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class LanspreadGroup(click.Group):
-    """A click group that turns :class:`LanspreadError` into one line and an exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except LanspreadError as exc:
-            click.echo(f"lanspread: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-def provider_option(func: F) -> F:
-    """``--provider NAME|auto`` for every command that unpacks or streams."""
-    return click.option(
-        "--provider",
-        default=AUTO,
-        envvar=ENV_PROVIDER,
-        show_default=True,
-        show_envvar=True,
-        help="Archive provider by name, or 'auto' to take the first that can handle"
-        " the archives. See 'lanspread plugins'.",
-    )(func)
-
-
-def registry_of(ctx: click.Context) -> Registry:
-    return ctx.find_root().obj
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+__all__ = ["cli", "emit_json", "main", "provider_option", "registry_of"]
 
 
 @click.group(cls=LanspreadGroup)
@@ -142,6 +109,10 @@ def inspect(ctx: click.Context, path: Path, provider: str, as_json: bool) -> Non
     for e in entries:
         crc = "-" if e.crc32 is None else f"{e.crc32:08x}"
         click.echo(f"  {e.kind:<7} {e.size:>12} {crc:>8}  {e.path}")
+
+
+for _command in LOCAL_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,3 +30,8 @@ def safe_relpath(name: str) -> PurePosixPath:
     if ".." in parts:
         raise UnsafeEntryError(f"archive entry {name!r} climbs out with '..'; refused")
     return PurePosixPath(*parts)
+
+
+def is_root_name(name: str) -> bool:
+    """``.``, ``./`` and the like: an archive's entry for its own top folder."""
+    return bool(name) and all(p in ("", ".") for p in name.replace("\\", "/").split("/"))

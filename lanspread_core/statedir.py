@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
+
+from lanspread_core.errors import LanspreadError
 
 ENV_STATE_DIR = "LANSPREAD_STATE_DIR"
 ENV_GAMES_DIR = "LANSPREAD_GAMES_DIR"
@@ -57,3 +62,32 @@ class StateDir:
 def env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value else None
+
+
+class StateDirBusy(LanspreadError):
+    pass
+
+
+@contextmanager
+def locked(state: StateDir, holder: str) -> Iterator[None]:
+    """Hold the state directory for one process (a running peer or a local command).
+
+    Two processes mutating one games directory would race each other's
+    transactions, so the second one is refused with the reason.
+    """
+    state.ensure()
+    fd = os.open(state.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise StateDirBusy(
+                f"the state directory {state.path} is in use by {other};"
+                " stop it or use its control commands"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder} (pid {os.getpid()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

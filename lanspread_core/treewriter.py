@@ -16,14 +16,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from lanspread_core.archive import Entry, EntryKind, EntrySink, SinkWrapper, StreamInstallProvider
-from lanspread_core.entrypath import safe_relpath
+from lanspread_core.entrypath import is_root_name, safe_relpath
 from lanspread_core.errors import UnsafeEntryError, VerificationError
+from lanspread_core.layout import OWNED_MARKER
 
 _WRITABLE = (EntryKind.FILE, EntryKind.DIR)
 
 
 def check_entry(entry: Entry) -> None:
     """Raise :class:`UnsafeEntryError` unless ``entry`` may be written."""
+    if entry.kind is EntryKind.DIR and is_root_name(entry.path):
+        return
     if entry.kind not in _WRITABLE:
         raise UnsafeEntryError(
             f"archive entry {entry.path!r} is a {entry.kind}; links and devices are refused"
@@ -63,6 +66,8 @@ class TreeWriter:
 
     def begin(self, entry: Entry) -> None:
         check_entry(entry)
+        if entry.kind is EntryKind.DIR and is_root_name(entry.path):
+            return
         rel = Path(safe_relpath(entry.path))
         if entry.kind is EntryKind.DIR:
             self._make_dirs(rel)
@@ -107,8 +112,13 @@ class TreeWriter:
             self._fd = None
 
 
+def _contents(path: Path) -> list[Path]:
+    """A folder's children, not counting a transaction's ownership marker."""
+    return [c for c in path.iterdir() if c.name != OWNED_MARKER]
+
+
 def _empty_dir(path: Path) -> None:
-    for child in path.iterdir():
+    for child in _contents(path):
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -123,11 +133,12 @@ def unpack_via_stream(
 ) -> None:
     """Unpack by streaming into a :class:`TreeWriter`; undo everything on failure.
 
-    ``dest`` must be missing or an empty folder, so undoing is exact: the
-    folder is removed if this call created it, emptied otherwise.
+    ``dest`` must be missing or an empty folder (an install's staging folder
+    may hold its ownership marker), so undoing is exact: the folder is removed
+    if this call created it, emptied otherwise.
     """
     created = not dest.exists()
-    if not created and (not dest.is_dir() or any(dest.iterdir())):
+    if not created and (not dest.is_dir() or _contents(dest)):
         raise UnsafeEntryError(f"unpack target {dest} must be a missing or empty folder")
     check_entries(provider.entries(archives))
     dest.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,12 @@ def expected_rar() -> dict:
     return json.loads((RAR_FIXTURES / "EXPECTED.json").read_text())
 
 
-def run_cli(*args: str | os.PathLike, env: dict[str, str] | None = None, check: bool = False,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | os.PathLike,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``lanspread`` console script as a real process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LANSPREAD_")}
     full_env.update(env or {})

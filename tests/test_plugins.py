@@ -59,7 +59,9 @@ def test_a_bad_record_name_is_a_warning_not_a_crash() -> None:
     def lanspread_providers() -> list[ProviderRecord]:
         return [ProviderRecord(name="Bad Name!", factory=Never)]
 
-    registry = load_registry(extra=[("badname", types.SimpleNamespace(lanspread_providers=lanspread_providers))])
+    registry = load_registry(
+        extra=[("badname", types.SimpleNamespace(lanspread_providers=lanspread_providers))]
+    )
     assert "must be lower-case" in registry.warnings[0]
 
 
@@ -69,7 +71,9 @@ def test_a_misspelled_hook_fails_at_start() -> None:
         return []
 
     with pytest.raises(PluginError, match="hook that does not exist"):
-        load_registry(extra=[("typo", types.SimpleNamespace(lanspread_provider=lanspread_provider))])
+        load_registry(
+            extra=[("typo", types.SimpleNamespace(lanspread_provider=lanspread_provider))]
+        )
 
 
 def test_unknown_provider_names_installed_ones(tmp_path: Path) -> None:
@@ -82,7 +86,9 @@ def test_unknown_provider_names_installed_ones(tmp_path: Path) -> None:
 def test_auto_gives_every_reason_when_nobody_can(tmp_path: Path) -> None:
     junk = tmp_path / "junk.eti"
     junk.write_bytes(b"this is not an archive" * 10)
-    registry = load_registry(extra=[("never", _plugin("never", ProviderRecord(name="never", factory=Never)))])
+    registry = load_registry(
+        extra=[("never", _plugin("never", ProviderRecord(name="never", factory=Never)))]
+    )
     with pytest.raises(NoProviderCanHandle) as err:
         choose(registry, "auto", [junk])
     assert "never: never reads anything" in str(err.value)

@@ -1,0 +1,55 @@
+"""Fault points: where tests kill the process to prove crash safety.
+
+Set ``LANSPREAD_FAULT=<point>`` in a child process and it dies by SIGKILL the
+moment it reaches that point, exactly as a power cut would leave it (no
+cleanup handlers run). Every point is listed in :data:`POINTS` so the crash
+tests can cover all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV_FAULT = "LANSPREAD_FAULT"
+
+POINTS: dict[str, tuple[str, ...]] = {
+    "install": (
+        "install.intent_written",
+        "install.staging_created",
+        "install.unpacking",
+        "install.unpacked",
+        "install.promoted",
+        "install.marker_removed",
+    ),
+    "update": (
+        "update.intent_written",
+        "update.staging_created",
+        "update.unpacking",
+        "update.unpacked",
+        "update.user_files_carried",
+        "update.backed_up",
+        "update.promoted",
+        "update.marker_removed",
+        "update.backup_removing",
+        "update.backup_removed",
+    ),
+    "uninstall": (
+        "uninstall.intent_written",
+        "uninstall.backed_up",
+        "uninstall.backup_removing",
+        "uninstall.backup_removed",
+    ),
+    "remove-download": (
+        "remove-download.intent_written",
+        "remove-download.sentinel_discarded",
+        "remove-download.deleting",
+        "remove-download.deleted",
+    ),
+}
+
+
+def fault_point(name: str) -> None:
+    """Die here, uncleanly, if the environment asks for this point."""
+    if os.environ.get(ENV_FAULT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
