@@ -98,6 +98,23 @@ def scan(
         click.echo(f"{g.id:<24} {g.local_version or '-':<10} {g.size:>14,}  {state}")
 
 
+@click.command()
+@library_options
+@click.pass_context
+def recover(
+    ctx: click.Context, games_dir: Path | None, catalog: Path | None, state_dir: Path | None
+) -> None:
+    """Finish or undo operations a crash interrupted.
+
+    Every command and every peer start does this first; run it alone to see
+    what it does. It only deletes folders an intent or marker proves are ours.
+
+    Example: lanspread recover --games-dir ~/games
+    """
+    with local_context(ctx, games_dir, catalog, state_dir, holder="lanspread recover"):
+        pass
+
+
 def _operation(name: str, help_text: str, unpacks: bool) -> click.Command:
     """A local transaction command; ``unpacks`` adds ``--provider`` and a progress bar."""
 
@@ -153,4 +170,4 @@ remove_download = _operation(
     unpacks=False,
 )
 
-LOCAL_COMMANDS = (scan, install, update, uninstall, remove_download)
+LOCAL_COMMANDS = (scan, recover, install, update, uninstall, remove_download)

@@ -44,5 +44,9 @@ class VerificationError(ArchiveError):
     """Unpacked bytes do not match the size or CRC32 the archive promised."""
 
 
+class DiskWriteError(LanspreadError):
+    """Writing to the local disk failed (full disk, no inodes, read-only)."""
+
+
 class Cancelled(LanspreadError):
     """The operation was cancelled; raised inside worker threads."""

@@ -8,6 +8,7 @@ symlink, and checks each file's size and CRC32 against the headers.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from lanspread_core.archive import Entry, EntryKind, EntrySink, SinkWrapper, StreamInstallProvider
 from lanspread_core.entrypath import is_root_name, safe_relpath
-from lanspread_core.errors import UnsafeEntryError, VerificationError
+from lanspread_core.errors import DiskWriteError, UnsafeEntryError, VerificationError
 from lanspread_core.layout import OWNED_MARKER
 
 _WRITABLE = (EntryKind.FILE, EntryKind.DIR)
@@ -56,7 +57,10 @@ class TreeWriter:
             try:
                 st = os.lstat(current)
             except FileNotFoundError:
-                os.mkdir(current)
+                try:
+                    os.mkdir(current)
+                except OSError as exc:
+                    raise DiskWriteError(f"cannot create folder {rel}: {exc.strerror}") from exc
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 raise UnsafeEntryError(
@@ -78,7 +82,9 @@ class TreeWriter:
         try:
             self._fd = os.open(target, flags, 0o644)
         except OSError as exc:
-            raise UnsafeEntryError(f"cannot create {entry.path!r}: {exc.strerror}") from exc
+            if exc.errno == errno.ELOOP:
+                raise UnsafeEntryError(f"{entry.path!r} would be written through a link") from exc
+            raise DiskWriteError(f"cannot create {entry.path!r}: {exc.strerror}") from exc
         self._crc = 0
         self._written = 0
 
@@ -87,9 +93,12 @@ class TreeWriter:
         view = memoryview(data)
         self._crc = zlib.crc32(view, self._crc)
         self._written += len(view)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as exc:
+            raise DiskWriteError(f"cannot write to {self.dest}: {exc.strerror}") from exc
 
     def end(self, entry: Entry) -> None:
         if entry.kind is EntryKind.DIR:

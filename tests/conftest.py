@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -43,3 +44,21 @@ def run_cli(
 @pytest.fixture
 def rar_fixtures() -> Path:
     return RAR_FIXTURES
+
+
+def tree(path: Path) -> dict[str, str]:
+    """Every path under ``path`` with its kind and content hash: state, compared exactly."""
+    out: dict[str, str] = {}
+    if not path.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = p.relative_to(path).as_posix()
+            if p.is_symlink():
+                out[rel] = "link:" + os.readlink(p)
+            elif p.is_dir():
+                out[rel] = "dir"
+            else:
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
