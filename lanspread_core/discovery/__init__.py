@@ -1,0 +1,1 @@
+"""Discovery backends: how peers learn each other's control addresses."""
