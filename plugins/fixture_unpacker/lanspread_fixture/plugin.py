@@ -1,0 +1,31 @@
+"""The hookimpls of the ``fixture`` plugin: one provider and the ``fixtures`` commands.
+
+Kept apart from the work so the registrations are easy to find; the modules
+it imports are small and pure Python (plus blake3), so loading the plugin at
+every ``lanspread`` start stays cheap.
+"""
+
+from __future__ import annotations
+
+import click
+
+from lanspread_core import ProviderRecord, hookimpl
+from lanspread_fixture.commands import fixtures
+from lanspread_fixture.provider import FixtureProvider
+
+
+@hookimpl
+def lanspread_providers() -> list[ProviderRecord]:
+    return [
+        ProviderRecord(
+            name="fixture",
+            factory=FixtureProvider,
+            description="the Lanspread fixture archive format (LSFX1), for tests",
+            handles=("lanspread fixture format",),
+        )
+    ]
+
+
+@hookimpl
+def lanspread_register_commands(cli: click.Group) -> None:
+    cli.add_command(fixtures)
