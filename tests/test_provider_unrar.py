@@ -10,24 +10,21 @@ archives that unrar decrypts with the right password (checked below).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import struct
 import time
 import zlib
 from pathlib import Path
 
 import pytest
 import rarfile
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from unrar.cffi.unrarlib import BadRarPassword, RarArchive
 
 from conftest import run_cli
 from lanspread_core import Cancelled, Entry, EntryKind
 from lanspread_core.errors import ArchiveError, UnsafeEntryError
 from lanspread_unrar.provider import ENCRYPTED, ArchiveSet, UnrarProvider
+from rarcraft import PASSWORD, RAR5_SIG, rar3, rar5
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rar"
 EXPECTED: dict[str, dict] = json.loads((FIXTURES / "EXPECTED.json").read_text("utf-8"))
@@ -118,101 +115,6 @@ def copy_set(stem: str, dest: Path, suffix: str = ".eti") -> list[Path]:
 
 
 # --- crafted archives -------------------------------------------------------
-
-RAR5_SIG = b"Rar!\x1a\x07\x01\x00"
-PASSWORD = "secret"
-
-
-def vint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def rar5_block(body: bytes) -> bytes:
-    data = vint(len(body)) + body
-    return struct.pack("<I", zlib.crc32(data)) + data
-
-
-def aes_cbc(key: bytes, iv: bytes, data: bytes) -> bytes:
-    data += b"\0" * (-len(data) % 16)
-    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    return enc.update(data) + enc.finalize()
-
-
-def rar5(
-    files: list[tuple[str, bytes]],
-    *,
-    password: str | None = None,
-    encrypt_headers: bool = False,
-    redirect: tuple[int, str] | None = None,
-) -> bytes:
-    """A stored RAR 5 archive; ``password`` encrypts file data (AES-256), and
-    headers too with ``encrypt_headers``; ``redirect`` = (type, target) makes
-    every entry a redirection (1 symlink, 4 hard link)."""
-    kdf, salt = 10, b"s" * 16
-    key = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1 << kdf, 32) if password else b""
-    out = bytearray(RAR5_SIG)
-
-    def emit(block: bytes) -> None:
-        if encrypt_headers:
-            iv = os.urandom(16)
-            out.extend(iv + aes_cbc(key, iv, block))
-        else:
-            out.extend(block)
-
-    if encrypt_headers:
-        out += rar5_block(vint(4) + vint(0) + vint(0) + vint(0) + bytes([kdf]) + salt)
-    emit(rar5_block(vint(1) + vint(0) + vint(0)))
-    for name, payload in files:
-        extra, data = b"", payload
-        if password:
-            iv = b"i" * 16
-            record = vint(1) + vint(0) + vint(0) + bytes([kdf]) + salt + iv
-            extra += vint(len(record)) + record
-            data = aes_cbc(key, iv, payload)
-        if redirect:
-            target = redirect[1].encode()
-            record = vint(5) + vint(redirect[0]) + vint(0) + vint(len(target)) + target
-            extra += vint(len(record)) + record
-            data = payload = b""
-        raw = name.encode()
-        fields = (
-            vint(0x0004)  # CRC32 present
-            + vint(len(payload))
-            + vint(0o120777 if redirect else 0o644)
-            + struct.pack("<I", zlib.crc32(payload))
-            + vint(0)  # stored
-            + vint(1)  # Unix
-            + vint(len(raw))
-            + raw
-        )
-        flags = 0x0002 | (0x0001 if extra else 0)
-        sizes = (vint(len(extra)) if extra else b"") + vint(len(data))
-        emit(rar5_block(vint(2) + vint(flags) + sizes + fields + extra))
-        out += data
-    emit(rar5_block(vint(5) + vint(0) + vint(0)))
-    return bytes(out)
-
-
-def rar3(files: list[tuple[str, bytes, int, int]]) -> bytes:
-    """A stored RAR 3 archive of (name, payload, host OS, attributes)."""
-
-    def block(htype: int, flags: int, body: bytes) -> bytes:
-        rest = struct.pack("<BHH", htype, flags, 7 + len(body)) + body
-        return struct.pack("<H", zlib.crc32(rest) & 0xFFFF) + rest
-
-    out = bytearray(b"Rar!\x1a\x07\x00") + block(0x73, 0, b"\0" * 6)
-    for name, payload, host, attr in files:
-        raw = name.encode()
-        size, crc = len(payload), zlib.crc32(payload)
-        body = struct.pack("<IIBIIBBHI", size, size, host, crc, 0, 29, 0x30, len(raw), attr)
-        out += block(0x74, 0x8000, body + raw) + payload
-    return bytes(out + block(0x7B, 0x4000, b""))
-
 
 # --- every real archive -----------------------------------------------------
 
