@@ -93,9 +93,17 @@ def scan(
         return
     if not games:
         click.echo(f"no games in {lc.games_dir}")
+    else:
+        click.echo(
+            f"{'game':<20} {'version':<10} {'size':>12}  {'downloaded':<10} "
+            f"{'installed':<9}  availability"
+        )
     for g in games:
-        state = g.error or str(g.availability)
-        click.echo(f"{g.id:<24} {g.local_version or '-':<10} {g.size:>14,}  {state}")
+        state = f"error: {g.error}" if g.error else str(g.availability)
+        click.echo(
+            f"{g.id:<20} {g.local_version or '-':<10} {g.size:>12,}  "
+            f"{'yes' if g.downloaded else 'no':<10} {'yes' if g.installed else 'no':<9}  {state}"
+        )
 
 
 @click.command()

@@ -37,6 +37,14 @@ class OperationTable:
         """Call ``listener(snapshot)`` after every begin and end (from any thread)."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Callable[[dict[str, str]], None]) -> None:
+        """Stop calling ``listener`` (a no-op if it is not subscribed).
+
+        The list is replaced, not edited, so a notification running in another
+        thread finishes over the list it started with.
+        """
+        self._listeners = [known for known in self._listeners if known != listener]
+
     def _notify(self) -> None:
         snap = self.snapshot()
         for listener in self._listeners:

@@ -38,6 +38,11 @@ class StateDir:
     def library_index(self) -> Path:
         return self.path / "library.json"
 
+    @property
+    def manifests(self) -> Path:
+        """Cached manifests, one file per ``manifest_hash`` (the index names them)."""
+        return self.path / "manifests"
+
     def game_dir(self, game_id: str) -> Path:
         return self.path / "games" / game_id
 
