@@ -1,0 +1,321 @@
+"""The control-plane server: one request per bidirectional QUIC stream.
+
+The connection protocol works on bytes only, inside aioquic's callbacks: it
+collects each stream's single frame until the client ends the stream and
+rejects at once what can never become a request (a frame over the cap, a
+second frame, too many streams in flight). Complete requests go through a
+queue to :func:`serve_control`, which runs each in its own task in its own
+task group: decode, call the handler, send the reply with the stream's FIN.
+Each such task also has a cancel scope that the connection cancels when the
+client stops the stream or the connection ends, and the task group takes all
+of them down when the server stops. Nothing is spawned detached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.abc
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import QuicServer
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    QuicEvent,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamReset,
+)
+
+from lanspread_core.control.config import (
+    IDLE_TIMEOUT,
+    MAX_STREAMS_PER_CONNECTION,
+    server_configuration,
+)
+from lanspread_core.control.errors import ListenError
+from lanspread_core.identity import Identity
+from lanspread_core.wire import (
+    MAX_FRAME,
+    Error,
+    FrameDecoder,
+    FrameTooLarge,
+    GameManifest,
+    LibraryDelta,
+    LibrarySnapshot,
+    MalformedMessage,
+    Message,
+    WireError,
+    encode_message,
+    parse_message,
+)
+
+log = logging.getLogger(__name__)
+
+#: Answers a request; gets the remote (host, port) the request came from.
+Handler = Callable[[Message, tuple[str, int]], Awaitable[Message]]
+
+#: QUIC application error code for STOP_SENDING on a rejected request stream.
+STOP_REJECTED = 0x1
+#: Frames at least this big are decoded in a worker thread, not on the loop.
+_BIG_PAYLOAD = 256 * 1024
+#: Replies that can be big enough to encode in a worker thread.
+_BULKY = (GameManifest, LibrarySnapshot, LibraryDelta)
+
+
+@dataclass(frozen=True)
+class ControlEndpoint:
+    """Where the control server listens (the real port when asked for port 0)."""
+
+    host: str
+    port: int
+
+
+async def serve_control(
+    host: str,
+    port: int,
+    identity: Identity,
+    handler: Handler,
+    *,
+    max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION,
+    idle_timeout: float = IDLE_TIMEOUT,
+    task_status: anyio.abc.TaskStatus[ControlEndpoint] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the control plane on UDP ``host:port`` until cancelled.
+
+    Reports the bound :class:`ControlEndpoint` through ``task_status`` once
+    listening. ``handler`` is awaited once per request, each in its own task;
+    what it raises becomes an ``internal`` Error reply (and a log record),
+    never the end of the server.
+
+    :raises ListenError: the UDP port cannot be bound (in use, bad address).
+    """
+    configuration = server_configuration(identity, idle_timeout=idle_timeout)
+    send, receive = anyio.create_memory_object_stream[_Job](math.inf)
+
+    def submit(job: _Job) -> bool:
+        try:
+            send.send_nowait(job)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return False  # shutting down
+        return True
+
+    create_protocol = partial(
+        _ServerProtocol, submit=submit, max_streams=max_streams_per_connection
+    )
+    loop = asyncio.get_running_loop()
+    # aioquic's serve() does exactly this but keeps the transport private; the
+    # transport is where the bound port (for port 0) can be read.
+    try:
+        transport, server = await loop.create_datagram_endpoint(
+            lambda: QuicServer(configuration=configuration, create_protocol=create_protocol),
+            local_addr=(host, port),
+        )
+    except OSError as exc:
+        send.close()
+        receive.close()
+        raise ListenError(
+            f"cannot listen for peers on UDP {host} port {port} ({exc.strerror or exc})"
+        ) from None
+    try:
+        async with receive, anyio.create_task_group() as tg:
+            bound = transport.get_extra_info("sockname")
+            endpoint = ControlEndpoint(bound[0], bound[1])
+            log.info("control plane listening on %s port %d (udp)", endpoint.host, endpoint.port)
+            task_status.started(endpoint)
+            async for job in receive:
+                scope = anyio.CancelScope()
+                if job.conn.attach(job.stream_id, scope):
+                    tg.start_soon(_run_job, job, scope, handler, name=f"control {job.stream_id}")
+    finally:
+        send.close()
+        server.close()  # closes every connection, then the socket
+
+
+@dataclass(frozen=True)
+class _Job:
+    conn: _ServerProtocol
+    stream_id: int
+    payload: bytes
+    remote: tuple[str, int]
+
+
+async def _run_job(job: _Job, scope: anyio.CancelScope, handler: Handler) -> None:
+    try:
+        with scope:
+            reply = await _answer(job, handler)
+            if isinstance(reply, _BULKY):
+                data = await anyio.to_thread.run_sync(_encode_reply, reply)
+            else:
+                data = _encode_reply(reply)
+            job.conn.send_reply(job.stream_id, data)
+    finally:
+        job.conn.detach(job.stream_id)
+
+
+async def _answer(job: _Job, handler: Handler) -> Message:
+    try:
+        if len(job.payload) >= _BIG_PAYLOAD:
+            request = await anyio.to_thread.run_sync(parse_message, job.payload)
+        else:
+            request = parse_message(job.payload)
+    except WireError as exc:
+        log.debug("bad request from %s: %s", job.remote, exc)
+        return Error.from_wire_error(exc)
+    if not request.is_request():
+        return Error.of("not_a_request", f"{request.TYPE} is not a request")
+    try:
+        reply = await handler(request, job.remote)
+    except Exception:
+        log.exception("handling %s from %s:%d failed", request.TYPE, *job.remote)
+        return Error.of("internal", f"the peer failed to handle {request.TYPE}")
+    if not isinstance(reply, Message) or not request.accepts_reply(reply):
+        log.error("the control handler answered %s with %r", request.TYPE, reply)
+        return Error.of("internal", f"the peer failed to handle {request.TYPE}")
+    return reply
+
+
+def _encode_reply(reply: Message) -> bytes:
+    try:
+        return encode_message(reply)
+    except FrameTooLarge as exc:
+        log.error("cannot send %s: %s", reply.TYPE, exc)
+        return encode_message(Error.of("too_large", f"the {reply.TYPE} answer is too large"))
+
+
+@dataclass
+class _Inbound:
+    """A request stream still receiving."""
+
+    decoder: FrameDecoder = field(default_factory=lambda: FrameDecoder(MAX_FRAME))
+    payload: bytes | None = None
+    rejected: bool = False  # already answered with an Error; drop the rest
+
+
+class _ServerProtocol(QuicConnectionProtocol):
+    """One client connection: turns streams into jobs and jobs' replies into streams."""
+
+    def __init__(
+        self, *args: Any, submit: Callable[[_Job], bool], max_streams: int, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._submit = submit
+        self._max_streams = max_streams
+        self._inbound: dict[int, _Inbound] = {}
+        # Streams handed to serve_control: None until its task has a scope.
+        self._jobs: dict[int, anyio.CancelScope | None] = {}
+        self._terminated = False
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            self._on_data(event)
+        elif isinstance(event, StreamReset | StopSendingReceived):
+            # The client gave up on this request (or finished a rejected one).
+            self._inbound.pop(event.stream_id, None)
+            self._cancel_job(event.stream_id)
+        elif isinstance(event, ConnectionTerminated):
+            self._terminated = True
+            self._inbound.clear()
+            for stream_id in list(self._jobs):
+                self._cancel_job(stream_id)
+
+    # -- for serve_control's tasks
+
+    def attach(self, stream_id: int, scope: anyio.CancelScope) -> bool:
+        """Give a queued job its cancel scope; False if it was cancelled meanwhile."""
+        if self._terminated or stream_id not in self._jobs:
+            return False
+        self._jobs[stream_id] = scope
+        return True
+
+    def detach(self, stream_id: int) -> None:
+        self._jobs.pop(stream_id, None)
+
+    def send_reply(self, stream_id: int, data: bytes) -> None:
+        if self._terminated:
+            return
+        try:
+            self._quic.send_stream_data(stream_id, data, end_stream=True)
+        except (RuntimeError, ValueError):
+            return  # the client reset or abandoned the stream meanwhile
+        self.transmit()
+
+    # -- inside aioquic's callbacks
+
+    def _on_data(self, event: StreamDataReceived) -> None:
+        stream_id = event.stream_id
+        state = self._inbound.get(stream_id)
+        if state is None:
+            state = self._inbound[stream_id] = _Inbound()
+            if stream_id & 0x2:  # unidirectional: there is nowhere to answer
+                state.rejected = True
+                self._stop(stream_id)
+            elif len(self._inbound) + len(self._jobs) > self._max_streams:
+                self._reject(
+                    stream_id,
+                    state,
+                    Error.of("busy", f"more than {self._max_streams} requests in flight"),
+                    event.end_stream,
+                )
+                return
+        if state.rejected:
+            if event.end_stream:
+                del self._inbound[stream_id]
+            return
+        try:
+            frames = state.decoder.feed_raw(event.data)
+            if state.payload is None and frames:
+                state.payload = frames.pop(0)
+            if frames or (state.payload is not None and state.decoder.buffered):
+                raise MalformedMessage("a stream carries one request, and this one carries more")
+            if event.end_stream:
+                state.decoder.check_complete()
+                if state.payload is None:
+                    raise MalformedMessage("the stream ended before a request")
+        except WireError as exc:
+            self._reject(stream_id, state, Error.from_wire_error(exc), event.end_stream)
+            return
+        if not event.end_stream:
+            return
+        del self._inbound[stream_id]
+        assert state.payload is not None
+        self._jobs[stream_id] = None
+        if not self._submit(_Job(self, stream_id, state.payload, self._remote())):
+            del self._jobs[stream_id]
+
+    def _reject(self, stream_id: int, state: _Inbound, error: Error, ended: bool) -> None:
+        log.debug("rejecting stream %d from %s: %s", stream_id, self._remote(), error.message)
+        self.send_reply(stream_id, encode_message(error))
+        if ended:
+            self._inbound.pop(stream_id, None)
+        else:
+            state.rejected = True
+            state.decoder = FrameDecoder(0)  # drop what it held
+            self._stop(stream_id)
+
+    def _stop(self, stream_id: int) -> None:
+        try:
+            self._quic.stop_stream(stream_id, STOP_REJECTED)
+        except ValueError:
+            return
+        self.transmit()
+
+    def _cancel_job(self, stream_id: int) -> None:
+        if stream_id in self._jobs:
+            scope = self._jobs.pop(stream_id)
+            if scope is not None:
+                scope.cancel()
+
+    def _remote(self) -> tuple[str, int]:
+        addr = self._quic.get_peer_address()
+        if addr is None:
+            return ("", 0)
+        host = str(addr[0])
+        if host.startswith("::ffff:") and "." in host:
+            host = host[len("::ffff:") :]  # an IPv4 client on a dual-stack socket
+        return (host, int(addr[1]))

@@ -1,0 +1,91 @@
+"""The control-plane wire format (DESIGN §5), in one package.
+
+One request per QUIC bidirectional stream: the client writes one frame and
+ends its side of the stream; the server answers with one frame and ends its
+side. A frame is a 4-byte big-endian length and a UTF-8 JSON object
+(:mod:`~lanspread_core.wire.framing`); the objects are the typed messages of
+:mod:`~lanspread_core.wire.messages`.
+"""
+
+from __future__ import annotations
+
+from lanspread_core.wire.errors import (
+    FrameTooLarge,
+    MalformedMessage,
+    UnknownMessageType,
+    WireError,
+)
+from lanspread_core.wire.framing import MAX_FRAME, FrameDecoder, encode_frame, loads
+from lanspread_core.wire.messages import (
+    MESSAGES,
+    PROTO_VER,
+    Ack,
+    Error,
+    GameInfo,
+    GameManifest,
+    GetDelta,
+    GetGame,
+    GetLibrarySummary,
+    GetSnapshot,
+    Goodbye,
+    Hello,
+    HelloAck,
+    LibraryDelta,
+    LibrarySnapshot,
+    LibrarySummary,
+    Message,
+    Ping,
+    Pong,
+    decode_message,
+    register,
+)
+
+
+def encode_message(msg: Message, *, max_frame: int = MAX_FRAME) -> bytes:
+    """One frame holding ``msg``.
+
+    :raises FrameTooLarge: the message does not fit in ``max_frame`` bytes.
+    """
+    return encode_frame(msg.to_json(), max_frame=max_frame)
+
+
+def parse_message(payload: bytes) -> Message:
+    """The message in one frame's payload.
+
+    :raises WireError: the payload is not JSON, or not a valid message.
+    """
+    return decode_message(loads(payload))
+
+
+__all__ = [
+    "MAX_FRAME",
+    "MESSAGES",
+    "PROTO_VER",
+    "Ack",
+    "Error",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "GameInfo",
+    "GameManifest",
+    "GetDelta",
+    "GetGame",
+    "GetLibrarySummary",
+    "GetSnapshot",
+    "Goodbye",
+    "Hello",
+    "HelloAck",
+    "LibraryDelta",
+    "LibrarySnapshot",
+    "LibrarySummary",
+    "MalformedMessage",
+    "Message",
+    "Ping",
+    "Pong",
+    "UnknownMessageType",
+    "WireError",
+    "decode_message",
+    "encode_frame",
+    "encode_message",
+    "parse_message",
+    "register",
+]

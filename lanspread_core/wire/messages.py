@@ -1,0 +1,293 @@
+"""The control-plane messages: typed dataclasses, strict on the way in.
+
+A message travels as one JSON object with a ``type`` (the class name) and one
+key per field. :meth:`Message.from_json` checks everything a peer could get
+wrong, a missing field, a wrong type, an out-of-range number or an unknown
+``type``, and says what in one :class:`~lanspread_core.wire.errors.WireError`
+sentence. Keys a message does not define are ignored, so a later protocol
+version can add fields without breaking older peers.
+
+Every request carries the sender's ``peer_id`` so that any message refreshes
+the sender's ``last_seen``. A request lists the messages that may answer it in
+``REPLIES``; an :class:`Error` may answer any request.
+
+Adding a message: define a frozen dataclass deriving from :class:`Message`,
+decorate it with :func:`register`, and (for a request) set ``REPLIES``. Its
+field types are its validation (see :mod:`lanspread_core.wire.schema`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Self, TypeVar
+
+from lanspread_core.identity import is_peer_id
+from lanspread_core.wire.errors import MalformedMessage, UnknownMessageType, WireError
+from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, record
+
+PROTO_VER = 1
+_MAX_ERROR_TEXT = 500
+
+
+PeerId = Annotated[str, Check(is_peer_id, "a peer id (32 lowercase hex digits)")]
+NonNegative = Annotated[int, Check(lambda v: 0 <= v <= MAX_INT, "a non-negative integer")]
+Port = Annotated[int, Check(lambda v: 0 <= v <= 65535, "a port number from 0 to 65535")]
+Name = Annotated[
+    str, Check(lambda v: 0 < len(v) <= 256, "a non-empty string of at most 256 characters")
+]
+
+
+class Message(Record):
+    """One control-plane message; ``type`` on the wire is the class name."""
+
+    TYPE: ClassVar[str] = ""
+    #: Messages that may answer this one (empty: not a request).
+    REPLIES: ClassVar[tuple[type[Message], ...]] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **self._to_fields()}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Self:
+        """Check and build a message from a parsed JSON value.
+
+        On :class:`Message` itself this accepts any registered type; on a
+        subclass, only that type.
+
+        :raises WireError: one sentence saying what is wrong.
+        """
+        if not isinstance(obj, dict):
+            raise MalformedMessage(f"a message must be a JSON object, not {describe(obj)}")
+        kind = obj.get("type")
+        if not isinstance(kind, str):
+            raise MalformedMessage("a message needs a string field 'type'")
+        msg_cls = MESSAGES.get(kind)
+        if msg_cls is None:
+            raise UnknownMessageType(f"unknown message type {clip(kind)!r}")
+        if cls is not Message and msg_cls is not cls:
+            raise MalformedMessage(f"expected a {cls.TYPE} message, not {kind}")
+        return msg_cls._from_fields(obj, kind)  # type: ignore[return-value]
+
+    @classmethod
+    def is_request(cls) -> bool:
+        return bool(cls.REPLIES)
+
+    def accepts_reply(self, reply: Message) -> bool:
+        """Whether ``reply`` is a valid answer to this request."""
+        return isinstance(reply, (*self.REPLIES, Error))
+
+
+#: Every message this peer understands, by wire ``type``.
+MESSAGES: dict[str, type[Message]] = {}
+
+_M = TypeVar("_M", bound=type[Message])
+
+
+def register(cls: _M) -> _M:
+    """Register a message class under its class name (its wire ``type``)."""
+    name = cls.__name__
+    if name in MESSAGES:
+        raise ValueError(f"message type {name!r} is registered twice")
+    cls.TYPE = name
+    cls._bind()
+    MESSAGES[name] = cls
+    return cls
+
+
+def decode_message(obj: Any) -> Message:
+    """Any registered message from a parsed JSON value (see :meth:`Message.from_json`)."""
+    return Message.from_json(obj)
+
+
+# -- records ------------------------------------------------------------------
+
+
+@record
+@dataclass(frozen=True)
+class GameInfo(Record):
+    """One game a peer serves, as listed in snapshots and deltas."""
+
+    id: Name
+    version: str
+    size: NonNegative
+    manifest_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return self._to_fields()
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "GameInfo") -> Self:
+        if not isinstance(obj, dict):
+            raise MalformedMessage(f"{where} must be a JSON object, not {describe(obj)}")
+        return cls._from_fields(obj, where)
+
+
+# -- replies ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Greeting(Message):
+    peer_id: PeerId
+    proto_ver: NonNegative
+    library_rev: NonNegative
+    library_digest: str
+    features: tuple[str, ...]
+    data_port: Port
+    name: str
+    control_port: Port
+
+
+@register
+@dataclass(frozen=True)
+class HelloAck(_Greeting):
+    """The answer to :class:`Hello`: the same facts about the responder."""
+
+
+@register
+@dataclass(frozen=True)
+class LibrarySummary(Message):
+    peer_id: PeerId
+    library_rev: NonNegative
+    library_digest: str
+    count: NonNegative
+
+
+@register
+@dataclass(frozen=True)
+class LibrarySnapshot(Message):
+    """Every game the peer serves at ``library_rev``."""
+
+    peer_id: PeerId
+    library_rev: NonNegative
+    games: tuple[GameInfo, ...]
+
+
+@register
+@dataclass(frozen=True)
+class LibraryDelta(Message):
+    """Changes from ``from_rev`` to ``to_rev``; applying it twice changes nothing."""
+
+    peer_id: PeerId
+    from_rev: NonNegative
+    to_rev: NonNegative
+    added: tuple[GameInfo, ...]
+    updated: tuple[GameInfo, ...]
+    removed: tuple[str, ...]
+
+
+@register
+@dataclass(frozen=True)
+class GameManifest(Message):
+    """A game's manifest; ``manifest`` is opaque here (checked by
+    :meth:`lanspread_core.manifest.Manifest.from_json`)."""
+
+    game_id: Name
+    version: str
+    manifest: dict[str, Any]
+
+
+@register
+@dataclass(frozen=True)
+class Pong(Message):
+    peer_id: PeerId
+    library_rev: NonNegative
+
+
+@register
+@dataclass(frozen=True)
+class Ack(Message):
+    pass
+
+
+@register
+@dataclass(frozen=True)
+class Error(Message):
+    """A request failed. ``code`` is for programs, ``message`` for people.
+
+    Codes the control plane itself sends: ``malformed``, ``too_large``,
+    ``unknown_type``, ``not_a_request``, ``busy``, ``internal``. Handlers add
+    their own (for instance ``not_found``, ``unavailable``).
+    """
+
+    code: Name
+    message: str
+
+    @classmethod
+    def of(cls, code: str, message: str) -> Error:
+        """An Error with ``message`` clipped to a sane length."""
+        if len(message) > _MAX_ERROR_TEXT:
+            message = message[: _MAX_ERROR_TEXT - 3] + "..."
+        return cls(code, message)
+
+    @classmethod
+    def from_wire_error(cls, exc: WireError) -> Error:
+        return cls.of(exc.code, str(exc))
+
+
+# -- requests -----------------------------------------------------------------
+
+
+@register
+@dataclass(frozen=True)
+class Hello(_Greeting):
+    """The first request on a connection: who the sender is and what it has."""
+
+    REPLIES = (HelloAck,)
+
+
+@register
+@dataclass(frozen=True)
+class GetLibrarySummary(Message):
+    REPLIES = (LibrarySummary,)
+
+    peer_id: PeerId
+
+
+@register
+@dataclass(frozen=True)
+class GetSnapshot(Message):
+    REPLIES = (LibrarySnapshot,)
+
+    peer_id: PeerId
+
+
+@register
+@dataclass(frozen=True)
+class GetDelta(Message):
+    """Changes since ``from_rev``; a responder that cannot produce them (a gap)
+    answers with a full :class:`LibrarySnapshot` instead."""
+
+    REPLIES = (LibraryDelta, LibrarySnapshot)
+
+    peer_id: PeerId
+    from_rev: NonNegative
+
+
+@register
+@dataclass(frozen=True)
+class GetGame(Message):
+    REPLIES = (GameManifest,)
+
+    peer_id: PeerId
+    game_id: Name
+
+
+@register
+@dataclass(frozen=True)
+class Ping(Message):
+    """Liveness; carries ``library_rev`` so either side notices a library change."""
+
+    REPLIES = (Pong,)
+
+    peer_id: PeerId
+    library_rev: NonNegative
+
+
+@register
+@dataclass(frozen=True)
+class Goodbye(Message):
+    """The sender is shutting down: forget it now rather than at its stale timeout."""
+
+    REPLIES = (Ack,)
+
+    peer_id: PeerId
