@@ -24,6 +24,7 @@ from lanspread_core.errors import (
 from lanspread_core.records import DiscoveryRecord, FrontendRecord, ProviderRecord
 
 hookimpl = pluggy.HookimplMarker("lanspread")
+__version__ = "0.1.0"
 
 __all__ = [
     "ArchiveError",

@@ -14,6 +14,7 @@ import click
 
 from lanspread_core.cli_common import LanspreadGroup, emit_json, provider_option, registry_of
 from lanspread_core.cli_local import LOCAL_COMMANDS
+from lanspread_core.cli_peer import PEER_COMMANDS
 from lanspread_core.demo import demo
 from lanspread_core.errors import LanspreadError
 from lanspread_core.layout import archives_for_path
@@ -112,7 +113,7 @@ def inspect(ctx: click.Context, path: Path, provider: str, as_json: bool) -> Non
         click.echo(f"  {e.kind:<7} {e.size:>12} {crc:>8}  {e.path}")
 
 
-for _command in (*LOCAL_COMMANDS, demo):
+for _command in (*LOCAL_COMMANDS, *PEER_COMMANDS, demo):
     cli.add_command(_command)
 
 

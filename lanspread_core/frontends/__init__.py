@@ -1,0 +1,1 @@
+"""Built-in front-ends: ``jsonl`` (scripting harness) and ``console`` (people)."""
