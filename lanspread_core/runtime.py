@@ -486,6 +486,7 @@ class PeerRuntime:
                             "event": "peer-library",
                             "peer_id": peer.peer_id,
                             "rev": peer.library_rev,
+                            "via": "delta" if isinstance(reply, LibraryDelta) else "snapshot",
                             "games": sorted(peer.games),
                         }
                     )
