@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ from lanspread_core.wire import (
     parse_message,
 )
 from lanspread_core.wire.framing import dumps
+from lanspread_fixture.gamesets import create_set
+from peerproc import PeerProc
 
 PID = "0123456789abcdef0123456789abcdef"
 CODES = {"malformed", "too_large", "unknown_type", "not_a_request"}
@@ -259,3 +261,49 @@ async def test_many_unfinished_streams_only_busy_their_own_connection(env: Env) 
         env.raw.abandon(stream_id)
     await anyio.sleep(0.1)
     await ping(env.raw, env.identity.peer_id)  # slots come back once the client gives up
+
+
+@pytest.fixture(scope="module")
+def real_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerProc]:
+    """A whole ``lanspread peer`` process, with games, answering the real handler."""
+    work = tmp_path_factory.mktemp("fuzzed-peer")
+    create_set(work / "games", "alpha", catalog=work / "catalog.json")
+    with PeerProc(
+        work,
+        args=["--listen", "127.0.0.1:0", "--discovery", "static"],
+        catalog=work / "catalog.json",
+    ) as peer:
+        yield peer
+
+
+@pytest.mark.anyio
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(case=inputs)
+async def test_garbage_never_hurts_a_real_peer(real_peer: PeerProc, case: tuple[bytes, bool]):
+    port = int(real_peer.control.rsplit(":", 1)[1])
+    data, end_stream = case
+    async with connect(
+        "127.0.0.1",
+        port,
+        configuration=client_configuration("127.0.0.1"),
+        create_protocol=RawClient,
+    ) as raw:
+        assert isinstance(raw, RawClient)
+        stream_id = raw.send(data, end_stream)
+        if end_stream or declares_too_much(data):
+            reply = await raw.reply(stream_id)
+            (payload,) = FrameDecoder().feed_raw(reply)
+            parse_message(payload)  # always a well-formed answer, an Error or a reply
+        else:
+            raw.abandon(stream_id)
+        with anyio.fail_after(5):
+            other = await ControlClient.connect("127.0.0.1", port)
+            pong = await other.request(Ping(PID, 0))
+            await other.close()
+    assert isinstance(pong, Pong) and pong.peer_id == real_peer.peer_id
+    assert real_peer.proc.poll() is None
+    assert real_peer.ok("status")["peer_id"] == real_peer.peer_id
