@@ -161,6 +161,7 @@ def _operation(kind: str) -> Handler:
     async def run(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
         gid = _str(cmd, "game_id")
         wait = _flag(cmd, "wait", False)
+        rt.tx.require_root(gid)  # a bad id or a missing game fails now, not as an event
         work = getattr(rt.tx, kind.replace("-", "_"))
         return await rt.run_operation(kind, gid, work, wait)
 

@@ -163,7 +163,7 @@ class Transactions:
             raise UsageError(f"{root} is a symbolic link; Lanspread only manages real folders")
         return root
 
-    def _require_root(self, game_id: str) -> Path:
+    def require_root(self, game_id: str) -> Path:
         root = self.root(game_id)
         if not root.is_dir():
             raise UsageError(f"there is no game {game_id!r} in {self.games_dir}")
@@ -231,7 +231,7 @@ class Transactions:
         self, game_id: str, token: CancelToken | None = None, progress: Progress | None = None
     ) -> Outcome:
         """Unpack a downloaded game into ``local/``."""
-        root = self._require_root(game_id)
+        root = self.require_root(game_id)
         with self.ops.hold(game_id, "install"):
             self.recover_game(game_id)
             if not is_downloaded(root):
@@ -250,7 +250,7 @@ class Transactions:
         self, game_id: str, token: CancelToken | None = None, progress: Progress | None = None
     ) -> Outcome:
         """Reinstall from the current archives, keeping the user's own files."""
-        root = self._require_root(game_id)
+        root = self.require_root(game_id)
         with self.ops.hold(game_id, "update"):
             self.recover_game(game_id)
             if not is_downloaded(root):
@@ -281,7 +281,7 @@ class Transactions:
 
     def uninstall(self, game_id: str) -> Outcome:
         """Remove ``local/`` (user files included); the download stays."""
-        root = self._require_root(game_id)
+        root = self.require_root(game_id)
         with self.ops.hold(game_id, "uninstall"):
             self.recover_game(game_id)
             if not is_installed(root):

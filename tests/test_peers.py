@@ -118,3 +118,37 @@ def test_a_killed_peer_is_removed_after_the_stale_timeout(trio) -> None:
     assert event["peer_id"] == b.peer_id and event["reason"] == "stale"
     assert time.monotonic() - killed >= 2.5  # not before the 3 s stale timeout
     assert {p["peer_id"] for p in a.ok("peers")["peers"]} == {c.peer_id}
+
+
+def test_jsonl_operations_and_bad_input(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.json"
+    create_set(tmp_path / "p" / "games", "alpha", catalog=catalog)
+    with PeerProc(tmp_path / "p", args=FAST, catalog=catalog) as p:
+        since = p.mark()
+        result = p.ok("install", game_id="aurora", wait=True)
+        assert result["op"] == "install" and result["provider"]
+        assert (p.games_dir / "aurora" / "local").is_dir()
+        begin = p.wait_event(lambda e: e["event"] == "install-begin", since=since)
+        assert begin["game_id"] == "aurora"
+        busy = p.wait_event(lambda e: e["event"] == "library" and e["active"], since=since)
+        assert busy["active"] == [{"game_id": "aurora", "kind": "install"}]
+        p.wait_event(lambda e: e["event"] == "install-finished", since=since)
+        p.wait_event(
+            lambda e: (
+                e["event"] == "library"
+                and not e["active"]
+                and any(g["id"] == "aurora" and g["installed"] for g in e["games"])
+            ),
+            since=since,
+        )
+        error = p.call("install", game_id="aurora", wait=True)
+        assert error["kind"] == "error" and "already installed" in error["error"]
+        assert p.call("install", game_id="../etc")["kind"] == "error"
+        assert "unknown command" in p.call("frobnicate")["error"]
+        p.write_raw(b"this is not json\n")
+        p.write_raw(b"[1, 2]\n")
+        p.write_raw(b'{"cmd": "wait-peers", "count": "two"}\n')
+        assert p.ok("uninstall", game_id="aurora", wait=True)["op"] == "uninstall"
+        assert p.ok("status")["peer_id"] == p.peer_id
+        errors = [r for r in p.records if r["kind"] == "error" and r.get("id") is None]
+        assert len(errors) == 3
