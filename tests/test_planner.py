@@ -1,0 +1,74 @@
+"""The download planner: throughput-weighted batches, retries, penalties, end-game."""
+
+from __future__ import annotations
+
+from lanspread_core.manifest import ChunkRange
+from lanspread_core.planner import MAX_ATTEMPTS, MAX_STRIKES, Planner
+
+MiB = 1024 * 1024
+
+
+def chunks(n: int, size: int = 4 * MiB) -> list[ChunkRange]:
+    return [ChunkRange("game.eti", i, i * size, size, f"h{i}") for i in range(n)]
+
+
+def test_faster_peers_get_bigger_batches() -> None:
+    plan = Planner(chunks(200), ["fast", "slow"])
+    plan.sources["fast"].note(400 * MiB, 1.0)
+    plan.sources["fast"].note(400 * MiB, 1.0)
+    plan.sources["slow"].note(10 * MiB, 1.0)
+    plan.sources["slow"].note(10 * MiB, 1.0)
+    fast, slow = plan.next_batch("fast"), plan.next_batch("slow")
+    assert len(fast) > 5 * len(slow) >= 5
+    assert not set(fast) & set(slow)
+
+
+def test_a_corrupt_chunk_goes_to_another_peer_and_strikes_the_sender() -> None:
+    plan = Planner(chunks(3), ["liar", "honest"])
+    batch = plan.next_batch("liar")
+    plan.chunk_bad("liar", batch[0])
+    assert plan.sources["liar"].strikes == 1
+    for index in batch[1:]:
+        plan.chunk_ok("liar", index)
+    assert batch[0] not in plan.next_batch("liar")
+    again = plan.next_batch("honest")
+    assert batch[0] in again
+
+
+def test_too_many_strikes_drop_the_peer_and_return_its_work() -> None:
+    plan = Planner(chunks(10), ["liar", "honest"])
+    for _ in range(MAX_STRIKES):
+        index = plan.next_batch("liar")[0]
+        plan.chunk_bad("liar", index)
+    assert plan.sources["liar"].failed
+    assert plan.next_batch("liar") == []
+    assert not plan.sources["liar"].busy
+
+
+def test_a_lost_source_gives_its_chunks_back() -> None:
+    plan = Planner(chunks(4), ["a", "b"])
+    batch = plan.next_batch("a")
+    plan.source_failed("a", "connection reset")
+    rest = []
+    while got := plan.next_batch("b"):
+        rest += got
+        for i in got:
+            plan.chunk_ok("b", i)
+    assert set(batch) <= set(rest) and plan.finished
+
+
+def test_end_game_duplicates_a_chunk_still_in_flight() -> None:
+    plan = Planner(chunks(1), ["slow", "idle"])
+    assert plan.next_batch("slow") == [0]
+    assert plan.next_batch("idle") == [0]  # the last chunk is requested twice
+    plan.chunk_ok("idle", 0)
+    plan.unfinished("slow", [0])
+    assert plan.finished and not plan.in_flight
+
+
+def test_bounded_retries_fail_the_download() -> None:
+    plan = Planner(chunks(1), [f"p{i}" for i in range(MAX_ATTEMPTS + 2)])
+    for i in range(MAX_ATTEMPTS + 1):
+        assert plan.next_batch(f"p{i}") == [0]
+        plan.chunk_bad(f"p{i}", 0)
+    assert plan.fatal and "failed" in plan.fatal
