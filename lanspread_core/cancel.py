@@ -15,6 +15,11 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
 
+    @property
+    def event(self) -> threading.Event:
+        """The underlying event, for code that waits on or polls one directly."""
+        return self._event
+
     def cancel(self) -> None:
         self._event.set()
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lanspread_core.config import HostPort
+from lanspread_core.download import check_version_file
 from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.layout import game_root
 
 if TYPE_CHECKING:
     from lanspread_core.runtime import PeerRuntime
@@ -157,13 +159,24 @@ async def fetch(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
     return {"peers": len(rt.peers)}
 
 
+def _newer_on_peers(rt: PeerRuntime, gid: str) -> bool:
+    """Whether ``update`` should fetch: the catalog names a version we do not hold."""
+    cat = rt.catalog.get(gid)
+    if cat is None:
+        return False
+    root = rt.config.games_dir / gid
+    return check_version_file(root) != cat.version
+
+
 def _operation(kind: str) -> Handler:
     async def run(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
         gid = _str(cmd, "game_id")
         wait = _flag(cmd, "wait", False)
-        rt.tx.require_root(gid)  # a bad id or a missing game fails now, not as an event
-        work = getattr(rt.tx, kind.replace("-", "_"))
-        return await rt.run_operation(kind, gid, work, wait)
+        game_root(rt.config.games_dir, gid)  # a bad id fails now, not as a later event
+        if kind == "update" and _newer_on_peers(rt, gid):
+            return await rt.run_operation("download", gid, rt.download_body(gid, True), wait)
+        rt.tx.require_root(gid)  # a missing game fails now too
+        return await rt.run_operation(kind, gid, rt.transaction(kind, gid), wait)
 
     return run
 
@@ -172,10 +185,19 @@ for _kind in ("install", "update", "uninstall", "remove-download"):
     COMMANDS[_kind] = _operation(_kind)
 
 
+@command("download")
+async def download(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    gid = _str(cmd, "game_id")
+    game_root(rt.config.games_dir, gid)
+    install = _flag(cmd, "install", True)
+    wait = _flag(cmd, "wait", False)
+    return await rt.run_operation("download", gid, rt.download_body(gid, install), wait)
+
+
 @command("cancel")
 async def cancel(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")
-    token = rt._tokens.get(gid)
+    token = rt.cancels.get(gid)
     if token is None:
         raise LanspreadError(f"nothing to cancel for {gid}")
     token.cancel()

@@ -4,6 +4,15 @@ Set ``LANSPREAD_FAULT=<point>`` in a child process and it dies by SIGKILL the
 moment it reaches that point, exactly as a power cut would leave it (no
 cleanup handlers run). Every point is listed in :data:`POINTS` so the crash
 tests can cover all of them.
+
+The same variable also turns on *switches*, misbehaviours that do not kill
+(listed in :data:`SWITCHES`, checked with :func:`fault_enabled`):
+
+``serve.corrupt_once``
+    The data-plane server (:mod:`lanspread_core.dataplane.server`) flips one
+    byte of the first range this process ever sends, so a test can prove
+    that the downloader rejects the chunk by its hash and fetches it again
+    elsewhere. The variable is read at send time.
 """
 
 from __future__ import annotations
@@ -47,6 +56,15 @@ POINTS: dict[str, tuple[str, ...]] = {
         "remove-download.deleted",
     ),
 }
+
+
+#: Non-fatal misbehaviours; see the module docstring for each.
+SWITCHES: tuple[str, ...] = ("serve.corrupt_once",)
+
+
+def fault_enabled(name: str) -> bool:
+    """Whether the environment turns on the switch ``name`` (read on every call)."""
+    return os.environ.get(ENV_FAULT) == name
 
 
 def fault_point(name: str) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,16 @@ from lanspread_core.cancel import CancelToken
 from lanspread_core.catalog import load_catalog
 from lanspread_core.config import HostPort, PeerConfig
 from lanspread_core.control import ControlEndpoint, ControlPool, PeerError, serve_control
+from lanspread_core.dataplane.errors import TransferRefused
+from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.server import serve_data
+from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.discovery.base import Announcement, SeenPeer
-from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.download import AllSourcesGone, Download, DownloadJob, check_version_file
+from lanspread_core.errors import Cancelled, LanspreadError, UsageError
 from lanspread_core.eventbus import Event, EventBus, Subscription
 from lanspread_core.identity import Identity, load_or_create_identity
+from lanspread_core.layout import is_downloaded, is_installed
 from lanspread_core.library import Library
 from lanspread_core.monitor import run_monitor
 from lanspread_core.operations import OperationTable
@@ -39,7 +45,7 @@ from lanspread_core.plugins import Registry
 from lanspread_core.served import ServedLibrary
 from lanspread_core.statedir import StateDir, locked
 from lanspread_core.supervisor import Policy, RequiredServiceFailed, Supervisor
-from lanspread_core.transactions import Outcome, Transactions
+from lanspread_core.transactions import Transactions
 from lanspread_core.wire import (
     PROTO_VER,
     Ack,
@@ -56,15 +62,22 @@ from lanspread_core.wire import (
     LibrarySnapshot,
     LibrarySummary,
     Message,
+    OpenTransfer,
     Ping,
     Pong,
+    TransferGrant,
 )
 
 log = logging.getLogger(__name__)
 
-FEATURES = ("library-delta",)
+FEATURES = ("library-delta", "tcp-data")
+#: ranges one OpenTransfer may name that are not files of the served manifest: none
+TOKEN_TTL = 30.0
 GOODBYE_TIMEOUT = 0.5
 PROGRESS_INTERVAL = 0.25
+
+
+OperationBody = Callable[[CancelToken], Awaitable[dict[str, Any]]]
 
 
 class CommandError(LanspreadError):
@@ -153,9 +166,12 @@ class PeerRuntime:
         self._syncing: set[str] = set()
         self._self_addresses: set[tuple[str, int]] = set()
         self._peers_changed = anyio.Event()
-        self._tokens: dict[str, CancelToken] = {}
+        self.cancels: dict[str, CancelToken] = {}
         self._discovery: list[Any] = []
         self._monitor_scope: anyio.CancelScope | None = None
+        self.tokens = TransferTokens()
+        self.outbound = OutboundTransfers(on_count=self._outbound_count)
+        self.downloads: dict[str, Any] = {}
 
     # ------------------------------------------------------------- lifecycle
     async def run(self, *, task_status: anyio.abc.TaskStatus[PeerRuntimeHandle]) -> None:
@@ -180,6 +196,21 @@ class PeerRuntime:
             self._tg = tg
             sup = Supervisor(tg, self._fatal)
             self.supervisor = sup
+            data_ready = _Ready()
+            sup.start(
+                "data",
+                Policy.REQUIRED,
+                lambda: serve_data(
+                    cfg.listen.host,
+                    cfg.data_port,
+                    self.tokens,
+                    self._resolve_transfer,
+                    self.outbound,
+                    task_status=data_ready,
+                ),
+            )
+            await self._wait_ready(data_ready, "the data plane")
+            self.config = cfg = replace(cfg, data_port=data_ready.value.port)
             ready = _Ready()
             sup.start(
                 "control",
@@ -350,6 +381,8 @@ class PeerRuntime:
             )
         if isinstance(request, GetGame):
             return await self._on_get_game(request.game_id)
+        if isinstance(request, OpenTransfer):
+            return await self._on_open_transfer(request)
         if isinstance(request, Goodbye):
             self._drop(request.peer_id, "goodbye")
             return Ack()
@@ -384,6 +417,34 @@ class PeerRuntime:
         if manifest is None or manifest.manifest_hash != info.manifest_hash:
             return Error.of("unavailable", f"{game_id} is changing on this peer; try again")
         return GameManifest(game_id, info.version, manifest.to_json())
+
+    async def _on_open_transfer(self, request: OpenTransfer) -> Message:
+        """Grant a single-use token for ranges of a served game's manifest files."""
+        game_id = request.game_id
+        info = self.served.games.get(game_id)
+        if info is None or self.outbound.is_blocked(game_id) or self.ops.kind_of(game_id):
+            return Error.of("unavailable", f"{game_id} is not served by this peer now")
+        manifest = await anyio.to_thread.run_sync(self.library.manifest, game_id)
+        if manifest is None or manifest.manifest_hash != info.manifest_hash:
+            return Error.of("unavailable", f"{game_id} is changing on this peer; try again")
+        sizes = {f.path: f.size for f in manifest.files}
+        for r in request.ranges:
+            size = sizes.get(r.path)
+            if size is None or r.offset + r.length > size:
+                return Error.of(
+                    "bad_range", f"{r.path} at {r.offset}+{r.length} is not in {game_id}"
+                )
+        token = self.tokens.issue(game_id, request.peer_id, request.ranges, ttl=TOKEN_TTL)
+        return TransferGrant(token, self.config.data_port, TOKEN_TTL)
+
+    def _resolve_transfer(self, grant: Grant) -> Path:
+        """Checked after the transfer is registered, so a writer cannot slip in between."""
+        if grant.game_id not in self.served.games or self.ops.kind_of(grant.game_id):
+            raise TransferRefused(f"{grant.game_id} is not served by this peer now")
+        return self.config.games_dir / grant.game_id
+
+    def _outbound_count(self, count: int) -> None:
+        self.bus.publish({"event": "outbound-transfers", "count": count})
 
     # --------------------------------------------------- peers (client side)
     def seen(self, seen: SeenPeer) -> None:
@@ -541,62 +602,110 @@ class PeerRuntime:
 
         return await dispatch(self, command)
 
+    def progress_publisher(self, kind: str, game_id: str) -> Callable[[int, int], None]:
+        """A progress callback for worker threads: at most 4 events a second."""
+        last = 0.0
+
+        def progress(done_bytes: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_INTERVAL or done_bytes == total:
+                last = now
+                event = {
+                    "event": f"{kind}-progress",
+                    "game_id": game_id,
+                    "bytes": done_bytes,
+                    "total": total,
+                }
+                self._loop.call_soon_threadsafe(self.bus.publish, event)
+
+        return progress
+
+    def transaction(self, kind: str, game_id: str) -> OperationBody:
+        """The body of a local transaction: a worker thread, writers exclusive of readers."""
+        work = getattr(self.tx, kind.replace("-", "_"))
+
+        async def body(token: CancelToken) -> dict[str, Any]:
+            kwargs: dict[str, Any] = {}
+            if kind in ("install", "update"):
+                kwargs = {"token": token, "progress": self.progress_publisher(kind, game_id)}
+            if kind in ("update", "remove-download"):
+                # readers first: block new transfers, cancel live ones and wait for them
+                async with self.outbound.exclusive(game_id):
+                    outcome = await anyio.to_thread.run_sync(lambda: work(game_id, **kwargs))
+            else:
+                outcome = await anyio.to_thread.run_sync(lambda: work(game_id, **kwargs))
+            return {"provider": outcome.provider}
+
+        return body
+
     async def run_operation(
-        self, kind: str, game_id: str, work: Callable[..., Outcome], wait: bool
+        self, kind: str, game_id: str, body: OperationBody, wait: bool
     ) -> dict[str, Any]:
-        """Run a local transaction in a worker thread, with lifecycle events."""
-        if self.ops.kind_of(game_id):
-            raise CommandError(f"{game_id} is busy with {self.ops.kind_of(game_id)}")
+        """Run one operation on ``game_id`` with lifecycle events; optionally wait for it."""
+        if self.ops.kind_of(game_id) or game_id in self.cancels:
+            raise CommandError(f"{game_id} is busy with {self.ops.kind_of(game_id) or 'work'}")
+        token = CancelToken()
+        self.cancels[game_id] = token
         done = anyio.Event()
         result: dict[str, Any] = {}
 
-        async def body() -> None:
+        async def runner() -> None:
             nonlocal result
-            token = CancelToken()
-            self._tokens[game_id] = token
+            base = {"game_id": game_id, "op": kind}
             self.bus.publish({"event": f"{kind}-begin", "game_id": game_id})
-            last = 0.0
-
-            def progress(done_bytes: int, total: int) -> None:
-                nonlocal last
-                now = time.monotonic()
-                if now - last >= PROGRESS_INTERVAL or done_bytes == total:
-                    last = now
-                    self._loop.call_soon_threadsafe(
-                        self.bus.publish,
-                        {
-                            "event": f"{kind}-progress",
-                            "game_id": game_id,
-                            "bytes": done_bytes,
-                            "total": total,
-                        },
-                    )
-
             try:
-                kwargs: dict[str, Any] = (
-                    {"token": token, "progress": progress} if kind in ("install", "update") else {}
-                )
-                outcome = await anyio.to_thread.run_sync(lambda: work(game_id, **kwargs))
-                result = {"game_id": game_id, "op": kind, "provider": outcome.provider}
+                result = {**base, **(await body(token))}
                 self.bus.publish({"event": f"{kind}-finished", **result})
+            except Cancelled:
+                result = {**base, "error": f"{kind} of {game_id} was cancelled", "cancelled": True}
+                self.bus.publish({"event": f"{kind}-cancelled", **result})
             except LanspreadError as exc:
-                result = {"game_id": game_id, "op": kind, "error": str(exc)}
+                result = {**base, "error": str(exc)}
+                if isinstance(exc, AllSourcesGone):
+                    self.bus.publish({"event": f"{kind}-all-peers-gone", **result})
                 self.bus.publish({"event": f"{kind}-failed", **result})
             except Exception as exc:  # a bug must not take the peer down
                 log.exception("%s of %s failed", kind, game_id)
-                result = {"game_id": game_id, "op": kind, "error": f"internal error: {exc}"}
+                result = {**base, "error": f"internal error: {exc}"}
                 self.bus.publish({"event": f"{kind}-failed", **result})
             finally:
-                self._tokens.pop(game_id, None)
+                self.cancels.pop(game_id, None)
                 done.set()
 
-        self._tg.start_soon(body)
+        self._tg.start_soon(runner)
         if not wait:
             return {"game_id": game_id, "op": kind, "started": True}
         await done.wait()
         if "error" in result:
             raise CommandError(result["error"])
         return result
+
+    def download_body(self, game_id: str, install: bool) -> OperationBody:
+        """Download the catalog version from peers, then install or update it."""
+        cat = self.catalog.get(game_id)
+        if cat is None:
+            raise CommandError(f"{game_id} is not in the catalog")
+        root = self.config.games_dir / game_id
+        if is_downloaded(root) and check_version_file(root) == cat.version:
+            raise CommandError(f"{game_id} {cat.version} is already downloaded")
+
+        async def body(token: CancelToken) -> dict[str, Any]:
+            job = DownloadJob(game_id, cat.version, install, token.event)
+            self.ops.begin(game_id, "download")
+            try:
+                async with self.outbound.exclusive(game_id):
+                    result = await Download(self, job).run()
+            finally:
+                self.ops.end(game_id)
+            if install:
+                kind = "update" if is_installed(root) else "install"
+                installed = await self.transaction(kind, game_id)(token)
+                result["installed"] = kind
+                result["provider"] = installed["provider"]
+            return result
+
+        return body
 
     async def wait_peers(self, count: int, timeout: float) -> int:
         with anyio.move_on_after(timeout):

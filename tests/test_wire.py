@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from lanspread_core.wire import (
     MAX_FRAME,
+    MAX_TRANSFER_RANGES,
     MESSAGES,
     PROTO_VER,
     Ack,
+    ByteRange,
     Error,
     FrameDecoder,
     FrameTooLarge,
@@ -32,8 +34,10 @@ from lanspread_core.wire import (
     LibrarySummary,
     MalformedMessage,
     Message,
+    OpenTransfer,
     Ping,
     Pong,
+    TransferGrant,
     UnknownMessageType,
     WireError,
     decode_message,
@@ -45,6 +49,8 @@ from lanspread_core.wire.framing import dumps
 
 PID = "0123456789abcdef0123456789abcdef"
 GAME = GameInfo(id="quake", version="1.09", size=123_456, manifest_hash="ab" * 32)
+TOKEN = "0f" * 16
+RANGES = (ByteRange("pak0.eti", 0, 4 << 20), ByteRange("sub/dir/pak1.eti", 4 << 20, 17))
 
 SAMPLES: dict[str, Message] = {
     m.TYPE: m
@@ -62,6 +68,8 @@ SAMPLES: dict[str, Message] = {
         Ping(PID, 5),
         Pong(PID, 5),
         Goodbye(PID),
+        OpenTransfer(PID, "quake", RANGES),
+        TransferGrant(TOKEN, 7002, 30.0),
         Ack(),
         Error("not_found", "no game 'x' here"),
     ]
@@ -183,6 +191,8 @@ def test_missing_and_mistyped_fields(name: str) -> None:
         for wrong in (None, True, 1.5, "x" * 1000, [object.__name__], {"a": 1}, -1):
             if isinstance(good[key], type(wrong)) and not isinstance(wrong, bool | float):
                 continue  # same JSON type: only range checks could catch it
+            if isinstance(good[key], float) and type(wrong) is float:
+                continue  # a float field takes fractions
             try:
                 decode_message({**good, key: wrong})
             except WireError as exc:
@@ -235,6 +245,7 @@ def test_unknown_fields_are_ignored() -> None:
 def test_requests_and_replies() -> None:
     requests = {n for n, m in SAMPLES.items() if m.is_request()}
     assert requests == {"Hello", "GetLibrarySummary", "GetSnapshot", "GetDelta", "GetGame"} | {
+        "OpenTransfer",
         "Ping",
         "Goodbye",
     }
@@ -244,6 +255,34 @@ def test_requests_and_replies() -> None:
     assert delta.accepts_reply(SAMPLES["LibrarySnapshot"])  # the gap fallback
     assert delta.accepts_reply(SAMPLES["Error"])
     assert not delta.accepts_reply(SAMPLES["Pong"])
+
+
+def test_transfer_messages_are_bounded() -> None:
+    good = SAMPLES["OpenTransfer"].to_json()
+    one = {"path": "a.eti", "offset": 0, "length": 1}
+    assert len(decode_message({**good, "ranges": [one] * MAX_TRANSFER_RANGES}).ranges) == (
+        MAX_TRANSFER_RANGES
+    )
+    grant = SAMPLES["TransferGrant"].to_json()
+    cases = [
+        {**good, "ranges": [one] * (MAX_TRANSFER_RANGES + 1)},
+        {**good, "ranges": []},
+        {**good, "ranges": [{**one, "offset": -1}]},
+        {**good, "ranges": [{**one, "path": ""}]},
+        {**good, "ranges": [{**one, "path": "x" * 5000}]},
+        {**good, "ranges": [{"path": "a.eti", "offset": 0}]},
+        {**grant, "token": "not-hex"},
+        {**grant, "token": TOKEN.upper()},
+        {**grant, "expires_in": -1},
+        {**grant, "expires_in": 10**400},
+    ]
+    for obj in cases:
+        with pytest.raises(MalformedMessage) as info:
+            decode_message(obj)
+        assert one_sentence(str(info.value)), str(info.value)
+    # JSON cannot tell 30 from 30.0: an integral expires_in is a float all the same
+    assert decode_message({**grant, "expires_in": 30}) == SAMPLES["TransferGrant"]
+    assert OpenTransfer.accepts_reply(SAMPLES["OpenTransfer"], SAMPLES["TransferGrant"])
 
 
 def test_error_text_is_clipped() -> None:

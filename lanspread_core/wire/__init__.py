@@ -17,9 +17,11 @@ from lanspread_core.wire.errors import (
 )
 from lanspread_core.wire.framing import MAX_FRAME, FrameDecoder, encode_frame, loads
 from lanspread_core.wire.messages import (
+    MAX_TRANSFER_RANGES,
     MESSAGES,
     PROTO_VER,
     Ack,
+    ByteRange,
     Error,
     GameInfo,
     GameManifest,
@@ -34,8 +36,10 @@ from lanspread_core.wire.messages import (
     LibrarySnapshot,
     LibrarySummary,
     Message,
+    OpenTransfer,
     Ping,
     Pong,
+    TransferGrant,
     decode_message,
     register,
 )
@@ -59,9 +63,11 @@ def parse_message(payload: bytes) -> Message:
 
 __all__ = [
     "MAX_FRAME",
+    "MAX_TRANSFER_RANGES",
     "MESSAGES",
     "PROTO_VER",
     "Ack",
+    "ByteRange",
     "Error",
     "FrameDecoder",
     "FrameTooLarge",
@@ -79,8 +85,10 @@ __all__ = [
     "LibrarySummary",
     "MalformedMessage",
     "Message",
+    "OpenTransfer",
     "Ping",
     "Pong",
+    "TransferGrant",
     "UnknownMessageType",
     "WireError",
     "decode_message",

@@ -18,6 +18,7 @@ field types are its validation (see :mod:`lanspread_core.wire.schema`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
@@ -27,6 +28,12 @@ from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, r
 
 PROTO_VER = 1
 _MAX_ERROR_TEXT = 500
+#: Ranges one :class:`OpenTransfer` may ask for: 16 GiB of 4 MiB chunks, far more
+#: than a planner batch, while bounding what one token makes the server hold.
+MAX_TRANSFER_RANGES = 4096
+#: Longest relative path a :class:`ByteRange` may name (Linux's PATH_MAX).
+MAX_PATH_LENGTH = 4096
+_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 PeerId = Annotated[str, Check(is_peer_id, "a peer id (32 lowercase hex digits)")]
@@ -35,6 +42,22 @@ Port = Annotated[int, Check(lambda v: 0 <= v <= 65535, "a port number from 0 to 
 Name = Annotated[
     str, Check(lambda v: 0 < len(v) <= 256, "a non-empty string of at most 256 characters")
 ]
+
+
+def is_transfer_token(value: str) -> bool:
+    """A data-plane transfer token: 32 lowercase hex digits (128 random bits)."""
+    return bool(_TOKEN.fullmatch(value))
+
+
+Token = Annotated[str, Check(is_transfer_token, "a transfer token (32 lowercase hex digits)")]
+RelPath = Annotated[
+    str,
+    Check(
+        lambda v: 0 < len(v) <= MAX_PATH_LENGTH,
+        f"a non-empty path of at most {MAX_PATH_LENGTH} characters",
+    ),
+]
+Seconds = Annotated[float, Check(lambda v: 0 <= v <= 86_400, "a number of seconds up to a day")]
 
 
 class Message(Record):
@@ -122,6 +145,39 @@ class GameInfo(Record):
         return cls._from_fields(obj, where)
 
 
+@record
+@dataclass(frozen=True)
+class ByteRange(Record):
+    """``length`` bytes of the download file ``path`` (relative, POSIX) at ``offset``.
+
+    The wire only bounds the values; whether the path may be served and the
+    range lies inside the file is the serving peer's check
+    (:mod:`lanspread_core.dataplane.server`).
+    """
+
+    path: RelPath
+    offset: NonNegative
+    length: NonNegative
+
+    def to_json(self) -> dict[str, Any]:
+        return self._to_fields()
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "ByteRange") -> Self:
+        if not isinstance(obj, dict):
+            raise MalformedMessage(f"{where} must be a JSON object, not {describe(obj)}")
+        return cls._from_fields(obj, where)
+
+
+Ranges = Annotated[
+    tuple[ByteRange, ...],
+    Check(
+        lambda v: 0 < len(v) <= MAX_TRANSFER_RANGES,
+        f"an array of 1 to {MAX_TRANSFER_RANGES} ranges",
+    ),
+]
+
+
 # -- replies ------------------------------------------------------------------
 
 
@@ -184,6 +240,17 @@ class GameManifest(Message):
     game_id: Name
     version: str
     manifest: dict[str, Any]
+
+
+@register
+@dataclass(frozen=True)
+class TransferGrant(Message):
+    """The answer to :class:`OpenTransfer`: present ``token`` on the TCP data
+    port within ``expires_in`` seconds, once, to receive the ranges."""
+
+    token: Token
+    data_port: Port
+    expires_in: Seconds
 
 
 @register
@@ -270,6 +337,23 @@ class GetGame(Message):
 
     peer_id: PeerId
     game_id: Name
+
+
+@register
+@dataclass(frozen=True)
+class OpenTransfer(Message):
+    """Ask for byte ranges of a game over the data plane (DESIGN §5).
+
+    Bulk bytes never travel over QUIC: the answer is a single-use token bound
+    to this game, this peer and exactly these ranges, which the data
+    connection then receives back to back in this order.
+    """
+
+    REPLIES = (TransferGrant,)
+
+    peer_id: PeerId
+    game_id: Name
+    ranges: Ranges
 
 
 @register

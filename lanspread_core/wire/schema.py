@@ -1,10 +1,10 @@
 """Strictly checked JSON records: dataclass field types are the validation.
 
 A :class:`Record` subclass is a frozen dataclass whose field types say what
-JSON it accepts: ``str``, ``int`` (never a boolean), ``bool``,
-``tuple[X, ...]`` (a JSON array), ``dict[str, Any]`` (an opaque JSON object)
-or another :class:`Record` (a nested JSON object), each optionally wrapped in
-``Annotated[..., Check(...)]``. Every fault is one
+JSON it accepts: ``str``, ``int`` (never a boolean), ``float`` (any finite
+JSON number), ``bool``, ``tuple[X, ...]`` (a JSON array), ``dict[str, Any]``
+(an opaque JSON object) or another :class:`Record` (a nested JSON object),
+each optionally wrapped in ``Annotated[..., Check(...)]``. Every fault is one
 :class:`~lanspread_core.wire.errors.MalformedMessage` sentence that names the
 place (``LibrarySnapshot.games[3].size``) and never echoes much of the value.
 """
@@ -12,6 +12,7 @@ place (``LibrarySnapshot.games[3].size``) and never echoes much of the value.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,8 @@ def _converter(tp: Any) -> _Converter:
         return _expect(str, "a string")
     if tp is int:
         return _expect_int
+    if tp is float:
+        return _expect_float
     if tp is bool:
         return _expect(bool, "a boolean")
     if origin is dict:
@@ -133,6 +136,19 @@ def _expect_int(value: Any, where: str) -> int:
     return value
 
 
+def _expect_float(value: Any, where: str) -> float:
+    # JSON does not tell 30 from 30.0, so an integer is a fine float; a boolean is not
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedMessage(f"{where} must be a number, not {describe(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise MalformedMessage(f"{where} must be a finite number, not a huge one") from None
+    if not math.isfinite(number):
+        raise MalformedMessage(f"{where} must be a finite number")
+    return number
+
+
 def _to_json_value(value: Any) -> Any:
     if isinstance(value, Record):
         return value._to_fields()
@@ -153,7 +169,7 @@ def describe(value: Any) -> str:
         return "a fractional number"
     if isinstance(value, str):
         return f"the string {clip(value)!r}"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "an array"
     if isinstance(value, dict):
         return "an object"

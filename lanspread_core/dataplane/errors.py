@@ -1,0 +1,28 @@
+"""What goes wrong on the data plane, each as one sentence for a user or a log."""
+
+from __future__ import annotations
+
+from lanspread_core.errors import LanspreadError
+
+
+class TransferRefused(LanspreadError):
+    """The serving side will not send these bytes: a bad, used or expired token,
+    a game that is not servable now, or a range it must not or cannot serve."""
+
+
+class SourceFailed(LanspreadError):
+    """A source peer's data connection failed: no connection, a stall, or an
+    early end. The planner fetches the unfinished chunks elsewhere."""
+
+
+class SourceRefused(SourceFailed):
+    """The source peer answered the data connection with a refusal."""
+
+
+class DataListenError(LanspreadError):
+    """The data-plane server cannot listen on the address it was given."""
+
+
+class UnsafeDownloadPath(LanspreadError):
+    """A download file's path would leave the game root (``..``, a symlink) or
+    name something that is never part of a download (``local/``, reserved)."""

@@ -1,0 +1,428 @@
+"""The data-plane server: granted byte ranges over plain TCP, by ``sendfile``.
+
+One task per connection, all in the server's task group: read the request
+frame on the event loop, redeem the token, register the transfer as a reader
+of its game, ask the runtime whether the game may be served (``resolve``),
+and then hand the socket to a worker thread that checks every range against
+the disk and sends the bytes with ``os.sendfile``: zero copy, no file read
+into memory, and disk waits (a cold page cache) off the event loop. The
+format is in :mod:`lanspread_core.dataplane.protocol`.
+
+Why a worker thread and a blocking socket rather than the loop's
+``sock_sendfile``: one blocking ``sendfile`` moves a whole 4 MiB range in one
+system call without waking the loop per socket-buffer refill, and a read from
+a cold disk cannot stall the control plane. Cancelling (a writer cancelling
+the game, or the server stopping) shuts the socket down from the loop, which
+wakes the thread at once with a broken pipe; a receiver that takes nothing
+for ``stall_timeout`` seconds ends the send the same way (``SO_SNDTIMEO``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import inspect
+import logging
+import os
+import socket
+import stat
+import struct
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+
+from lanspread_core import layout
+from lanspread_core.dataplane.errors import DataListenError, TransferRefused
+from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.protocol import (
+    REQUEST_MAX,
+    REQUEST_TIMEOUT,
+    encode_status,
+    parse_request,
+)
+from lanspread_core.dataplane.tokens import Grant, TransferTokens
+from lanspread_core.entrypath import safe_relpath
+from lanspread_core.errors import UnsafeEntryError
+from lanspread_core.faults import fault_enabled
+from lanspread_core.wire.errors import WireError
+from lanspread_core.wire.framing import FrameDecoder
+from lanspread_core.wire.messages import ByteRange
+
+log = logging.getLogger(__name__)
+
+#: The runtime's eligibility check: the game root to serve ``grant`` from, or
+#: :class:`TransferRefused`. May be a plain or an async function.
+Resolve = Callable[[Grant], Path | Awaitable[Path]]
+
+#: Sends running at once (each holds a worker thread); more connections wait.
+MAX_CONCURRENT_SENDS = 32
+#: A receiver that accepts no byte for this long is dropped.
+STALL_TIMEOUT = 30.0
+#: One sendfile call moves at most this much (the kernel caps a call near 2 GiB).
+_SENDFILE_MAX = 1 << 30
+_STATUS_TIMEOUT = 5.0
+_CORRUPT_SWITCH = "serve.corrupt_once"
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class DataEndpoint:
+    """Where the data server listens (the real port when asked for port 0)."""
+
+    host: str
+    port: int
+
+
+async def serve_data(
+    host: str,
+    port: int,
+    tokens: TransferTokens,
+    resolve: Resolve,
+    outbound: OutboundTransfers,
+    *,
+    stall_timeout: float = STALL_TIMEOUT,
+    request_timeout: float = REQUEST_TIMEOUT,
+    max_sends: int = MAX_CONCURRENT_SENDS,
+    task_status: anyio.abc.TaskStatus[DataEndpoint] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve granted ranges on TCP ``host:port`` until cancelled.
+
+    Reports the bound :class:`DataEndpoint` through ``task_status`` once
+    listening. A failing connection is logged and closed, never the end of
+    the server.
+
+    :raises DataListenError: the port cannot be bound (in use, bad address).
+    """
+    listener = _listen(host, port)
+    ctx = _Context(tokens, resolve, outbound, anyio.CapacityLimiter(max_sends), stall_timeout)
+    loop = asyncio.get_running_loop()
+    try:
+        async with anyio.create_task_group() as tg:
+            bound = listener.getsockname()
+            endpoint = DataEndpoint(bound[0], bound[1])
+            log.info("data plane listening on %s port %d (tcp)", endpoint.host, endpoint.port)
+            task_status.started(endpoint)
+            while True:
+                try:
+                    conn, remote = await loop.sock_accept(listener)
+                except OSError as exc:  # out of fds, a connection reset before accept...
+                    log.warning("data plane accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                tg.start_soon(_serve_connection, conn, remote, ctx, request_timeout)
+    finally:
+        listener.close()
+
+
+@dataclass(frozen=True)
+class _Context:
+    tokens: TransferTokens
+    resolve: Resolve
+    outbound: OutboundTransfers
+    limiter: anyio.CapacityLimiter
+    stall_timeout: float
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family = infos[0][0]
+        dualstack = family == socket.AF_INET6 and host in ("", "::")
+        listener = socket.create_server(
+            (host, port), family=family, backlog=128, dualstack_ipv6=dualstack
+        )
+    except OSError as exc:
+        raise DataListenError(
+            f"cannot listen for data connections on TCP {host} port {port} ({exc.strerror or exc})"
+        ) from None
+    listener.setblocking(False)
+    return listener
+
+
+async def _serve_connection(
+    conn: socket.socket, remote: tuple[Any, ...], ctx: _Context, request_timeout: float
+) -> None:
+    where = f"{remote[0]}:{remote[1]}"
+    with conn:
+        try:
+            await _serve(conn, where, ctx, request_timeout)
+        except TransferRefused as exc:
+            log.info("refused a transfer to %s: %s", where, exc)
+            await _send_status_quietly(conn, str(exc))
+        except WireError as exc:
+            log.debug("bad data request from %s: %s", where, exc)
+            await _send_status_quietly(conn, f"the request is malformed: {exc}")
+        except (OSError, TimeoutError) as exc:
+            log.debug("data connection from %s failed: %s", where, exc)
+        except Exception:  # a bug in one connection must not stop the server
+            log.exception("data connection from %s failed", where)
+            await _send_status_quietly(conn, "internal error on the serving peer")
+
+
+async def _serve(conn: socket.socket, where: str, ctx: _Context, request_timeout: float) -> None:
+    with anyio.fail_after(request_timeout):
+        token = await _read_request(conn)
+    grant = ctx.tokens.redeem(token)
+    async with ctx.outbound.register(grant.game_id):
+        # registered first, checked second: see lanspread_core.dataplane.outbound
+        root = ctx.resolve(grant)
+        if inspect.isawaitable(root):
+            root = await root
+        send = partial(_send_blocking, conn, Path(root), grant.ranges, ctx.stall_timeout)
+        sent = await _run_interruptible(send, partial(_shutdown, conn), ctx.limiter)
+        log.debug("sent %d bytes of %s to %s", sent, grant.game_id, where)
+
+
+async def _read_request(conn: socket.socket) -> str:
+    loop = asyncio.get_running_loop()
+    decoder = FrameDecoder(max_frame=REQUEST_MAX)
+    while True:
+        data = await loop.sock_recv(conn, REQUEST_MAX + 4)
+        if not data:
+            decoder.check_complete()
+            raise TransferRefused("the connection ended before a request")
+        frames = decoder.feed_raw(data)
+        if frames:
+            return parse_request(frames[0])
+
+
+async def _send_status_quietly(conn: socket.socket, error: str) -> None:
+    """Tell the receiver why, if the connection still takes it; never raise."""
+    try:
+        with anyio.move_on_after(_STATUS_TIMEOUT):
+            conn.setblocking(False)
+            await asyncio.get_running_loop().sock_sendall(conn, encode_status(error))
+    except (OSError, ValueError):
+        pass
+
+
+def _shutdown(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already gone
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+async def _run_interruptible(
+    func: Callable[[], _T], interrupt: Callable[[], None], limiter: anyio.CapacityLimiter
+) -> _T:
+    """Run blocking ``func`` in a worker thread; when cancelled meanwhile, call
+    ``interrupt`` on the loop so ``func`` returns promptly, then be cancelled.
+
+    A worker thread cannot be cancelled, and abandoning it would leave it
+    using a socket we are about to close (whose descriptor number the next
+    connection may reuse), so we wake it instead and wait for it.
+    """
+    finished = False
+    error: BaseException | None = None
+    result: Any = None
+    async with anyio.create_task_group() as tg:
+
+        async def interrupt_on_cancel() -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                if not finished:
+                    interrupt()
+
+        tg.start_soon(interrupt_on_cancel)
+        try:
+            result = await anyio.to_thread.run_sync(func, limiter=limiter)
+        except Exception as exc:  # re-raised below, not wrapped in a group
+            error = exc
+        finally:
+            finished = True
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result
+
+
+# ------------------------------------------------------------ worker thread
+
+
+def _send_blocking(
+    conn: socket.socket, root: Path, ranges: Sequence[ByteRange], stall_timeout: float
+) -> int:
+    """Check every range, send the status frame, then the ranges; bytes sent."""
+    conn.setblocking(True)
+    whole = int(stall_timeout)
+    timeval = struct.pack("@ll", whole, int((stall_timeout - whole) * 1_000_000))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    files = _OpenFiles(root)
+    try:
+        try:
+            for r in ranges:
+                files.check(r)
+        except TransferRefused as exc:
+            conn.sendall(encode_status(str(exc)))
+            return 0
+        conn.sendall(encode_status())
+        sent = 0
+        for r in ranges:
+            fd = files.fd(r.path)
+            if r.length and _take_corruption():
+                _send_corrupted(conn, fd, r)
+            else:
+                _sendfile(conn, fd, r)
+            sent += r.length
+        return sent
+    except BlockingIOError:
+        raise TimeoutError(f"the receiver took nothing for {stall_timeout:g} s") from None
+    finally:
+        files.close()
+
+
+def _sendfile(conn: socket.socket, fd: int, r: ByteRange) -> None:
+    offset, left = r.offset, r.length
+    out = conn.fileno()
+    while left:
+        sent = os.sendfile(out, fd, offset, min(left, _SENDFILE_MAX))
+        if sent == 0:  # the file shrank under us: end early, the receiver sees it
+            raise OSError(errno.EIO, f"{r.path} ended at {offset} while being sent")
+        offset += sent
+        left -= sent
+
+
+_corrupt_lock = threading.Lock()
+_corrupted = False
+
+
+def _take_corruption() -> bool:
+    """The ``serve.corrupt_once`` fault switch: true for the first range ever sent."""
+    global _corrupted
+    if not fault_enabled(_CORRUPT_SWITCH):
+        return False
+    with _corrupt_lock:
+        if _corrupted:
+            return False
+        _corrupted = True
+        return True
+
+
+def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange) -> None:
+    data = bytearray()
+    while len(data) < r.length:
+        piece = os.pread(fd, r.length - len(data), r.offset + len(data))
+        if not piece:
+            raise OSError(errno.EIO, f"{r.path} ended while being read")
+        data += piece
+    data[len(data) // 2] ^= 0xFF
+    log.warning(
+        "fault %s: sending %s at %d with one byte flipped", _CORRUPT_SWITCH, r.path, r.offset
+    )
+    conn.sendall(data)
+
+
+def servable_path(path: str) -> PurePosixPath:
+    """``path`` as a relative path a peer may ask for, or :class:`TransferRefused`.
+
+    The same rule as a manifest path (:mod:`lanspread_core.manifest`): canonical,
+    relative, no ``..``, not under ``local/`` or a reserved name, not the
+    ``version.ini`` sentinel (which a downloader writes itself, last).
+    """
+    try:
+        rel = safe_relpath(path)
+    except UnsafeEntryError:
+        raise TransferRefused(
+            f"the path {path!r} is absolute, empty or climbs out with '..'; refused"
+        ) from None
+    if rel.as_posix() != path:
+        raise TransferRefused(f"the path {path!r} is not in canonical form; refused")
+    if layout.is_reserved(rel.parts[0]):
+        raise TransferRefused(f"{rel.parts[0]}/ and its contents are never served; refused")
+    if path == layout.SENTINEL:
+        raise TransferRefused(f"{layout.SENTINEL} is never served (a downloader writes its own)")
+    return rel
+
+
+class _OpenFiles:
+    """The files of one transfer, opened once each without following any link."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._root_fd: int | None = None
+        self._files: dict[str, tuple[int, int]] = {}  # path -> (fd, size)
+
+    def check(self, r: ByteRange) -> None:
+        """Open ``r.path`` if new and check the range lies inside it."""
+        entry = self._files.get(r.path)
+        if entry is None:
+            entry = self._files[r.path] = self._open(r.path)
+        size = entry[1]
+        if r.offset + r.length > size:
+            raise TransferRefused(
+                f"the range of {r.length} bytes at {r.offset} lies past the end "
+                f"of {r.path!r} ({size} bytes); refused"
+            )
+
+    def fd(self, path: str) -> int:
+        return self._files[path][0]
+
+    def _open(self, path: str) -> tuple[int, int]:
+        rel = servable_path(path)
+        if self._root_fd is None:
+            try:
+                self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as exc:
+                raise TransferRefused(
+                    f"the game folder cannot be opened ({exc.strerror}); refused"
+                ) from None
+        # walk one component at a time so no link anywhere is followed
+        dirs: list[int] = []
+        try:
+            parent = self._root_fd
+            for part in rel.parts[:-1]:
+                parent = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+                dirs.append(parent)
+            fd = os.open(
+                rel.parts[-1],
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
+                dir_fd=parent,
+            )
+        except OSError as exc:
+            refusal = _open_refusal(path, exc, _is_link(rel, dirs, self._root_fd))
+            raise TransferRefused(refusal) from None
+        finally:
+            for d in dirs:
+                os.close(d)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise TransferRefused(f"{path!r} is not a regular file; refused")
+        os.set_blocking(fd, True)  # O_NONBLOCK only kept a FIFO from hanging the open
+        return fd, st.st_size
+
+    def close(self) -> None:
+        for fd, _ in self._files.values():
+            os.close(fd)
+        self._files.clear()
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
+
+
+def _is_link(rel: PurePosixPath, dirs: list[int], root_fd: int) -> bool:
+    """Whether the component the walk stopped at is a symlink (``O_NOFOLLOW``
+    reports ``ELOOP`` for a file but ``ENOTDIR`` for a folder)."""
+    parent = dirs[-1] if dirs else root_fd
+    try:
+        return stat.S_ISLNK(os.lstat(rel.parts[len(dirs)], dir_fd=parent).st_mode)
+    except OSError:
+        return False
+
+
+def _open_refusal(path: str, exc: OSError, is_link: bool) -> str:
+    if is_link or exc.errno in (errno.ELOOP, errno.EMLINK):
+        return f"{path!r} is or passes through a symbolic link, which is never served; refused"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return f"{path!r} does not exist in this game; refused"
+    return f"{path!r} cannot be opened ({exc.strerror}); refused"
