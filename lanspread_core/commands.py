@@ -194,6 +194,14 @@ async def download(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
     return await rt.run_operation("download", gid, rt.download_body(gid, install), wait)
 
 
+@command("stream-install")
+async def stream_install(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    gid = _str(cmd, "game_id")
+    game_root(rt.config.games_dir, gid)
+    wait = _flag(cmd, "wait", False)
+    return await rt.run_operation("stream-install", gid, rt.stream_install_body(gid), wait)
+
+
 @command("cancel")
 async def cancel(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")

@@ -79,11 +79,13 @@ class DownloadJob:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def _sources(rt: PeerRuntime, game_id: str, version: str) -> list[RemotePeer]:
+def sources_for(rt: PeerRuntime, game_id: str, version: str) -> list[RemotePeer]:
     return [p for p in rt.peers.all() if game_id in p.games and p.games[game_id].version == version]
 
 
-async def _manifests(rt: PeerRuntime, peers: list[RemotePeer], game_id: str) -> dict[str, Manifest]:
+async def manifests_from(
+    rt: PeerRuntime, peers: list[RemotePeer], game_id: str
+) -> dict[str, Manifest]:
     found: dict[str, Manifest] = {}
 
     async def ask(peer: RemotePeer) -> None:
@@ -149,10 +151,10 @@ class Download:
     # ---------------------------------------------------------------- run
     async def run(self) -> dict[str, Any]:
         job = self.job
-        peers = _sources(self.rt, job.game_id, job.version)
+        peers = sources_for(self.rt, job.game_id, job.version)
         if not peers:
             raise DownloadError(f"no peer serves {job.game_id} {job.version}")
-        manifests = await _manifests(self.rt, peers, job.game_id)
+        manifests = await manifests_from(self.rt, peers, job.game_id)
         trusted = (cat := self.rt.catalog.get(job.game_id)) and cat.hashes.get("manifest")
         manifest, agreeing = choose_manifest(manifests, len(peers), trusted or None)
         await anyio.to_thread.run_sync(

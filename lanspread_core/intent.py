@@ -25,10 +25,12 @@ class Intent:
     step: str
     started: float
     pid: int
+    #: the transaction created the game root (a stream-install into a new folder)
+    created_root: bool = False
 
 
-def record(state: StateDir, game_id: str, op: str, step: str) -> Intent:
-    intent = Intent(op, game_id, step, time.time(), os.getpid())
+def record(state: StateDir, game_id: str, op: str, step: str, created_root: bool = False) -> Intent:
+    intent = Intent(op, game_id, step, time.time(), os.getpid(), created_root)
     path = state.intent_path(game_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, asdict(intent))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -29,10 +30,20 @@ from lanspread_core.config import HostPort, PeerConfig
 from lanspread_core.control import ControlEndpoint, ControlPool, PeerError, serve_control
 from lanspread_core.dataplane.errors import TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.protocol import encode_request
 from lanspread_core.dataplane.server import serve_data
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.discovery.base import Announcement, SeenPeer
-from lanspread_core.download import AllSourcesGone, Download, DownloadJob, check_version_file
+from lanspread_core.diskspace import NotEnoughSpace, check_free_space
+from lanspread_core.download import (
+    AllSourcesGone,
+    Download,
+    DownloadJob,
+    check_version_file,
+    choose_manifest,
+    manifests_from,
+    sources_for,
+)
 from lanspread_core.errors import Cancelled, LanspreadError, UsageError
 from lanspread_core.eventbus import Event, EventBus, Subscription
 from lanspread_core.identity import Identity, load_or_create_identity
@@ -42,10 +53,13 @@ from lanspread_core.monitor import run_monitor
 from lanspread_core.operations import OperationTable
 from lanspread_core.peers import PeerTable, RemotePeer
 from lanspread_core.plugins import Registry
+from lanspread_core.selection import choose
 from lanspread_core.served import ServedLibrary
 from lanspread_core.statedir import StateDir, locked
+from lanspread_core.streamrecv import receive_stream
+from lanspread_core.streamsend import send_stream
 from lanspread_core.supervisor import Policy, RequiredServiceFailed, Supervisor
-from lanspread_core.transactions import Transactions
+from lanspread_core.transactions import Outcome, TransactionError, Transactions
 from lanspread_core.wire import (
     PROTO_VER,
     Ack,
@@ -65,6 +79,7 @@ from lanspread_core.wire import (
     OpenTransfer,
     Ping,
     Pong,
+    StreamInstall,
     TransferGrant,
 )
 
@@ -206,6 +221,7 @@ class PeerRuntime:
                     self.tokens,
                     self._resolve_transfer,
                     self.outbound,
+                    stream=self._send_stream,
                     task_status=data_ready,
                 ),
             )
@@ -383,6 +399,13 @@ class PeerRuntime:
             return await self._on_get_game(request.game_id)
         if isinstance(request, OpenTransfer):
             return await self._on_open_transfer(request)
+        if isinstance(request, StreamInstall):
+            if request.game_id not in self.served.games or self.ops.kind_of(request.game_id):
+                return Error.of("unavailable", f"{request.game_id} is not served by this peer now")
+            token = self.tokens.issue(
+                request.game_id, request.peer_id, (), ttl=TOKEN_TTL, kind="stream"
+            )
+            return TransferGrant(token, self.config.data_port, TOKEN_TTL)
         if isinstance(request, Goodbye):
             self._drop(request.peer_id, "goodbye")
             return Ack()
@@ -442,6 +465,15 @@ class PeerRuntime:
         if grant.game_id not in self.served.games or self.ops.kind_of(grant.game_id):
             raise TransferRefused(f"{grant.game_id} is not served by this peer now")
         return self.config.games_dir / grant.game_id
+
+    def _send_stream(self, conn: socket.socket, root: Path, grant: Grant) -> int:
+        """Worker thread: this peer's provider (``--provider``) streams the root."""
+
+        def pick(archives: list[Path]) -> tuple[Any, Any]:
+            choice = choose(self.registry, self.config.provider, archives)
+            return choice.provider, choice.probe
+
+        return send_stream(conn, root, pick)
 
     def _outbound_count(self, count: int) -> None:
         self.bus.publish({"event": "outbound-transfers", "count": count})
@@ -602,7 +634,9 @@ class PeerRuntime:
 
         return await dispatch(self, command)
 
-    def progress_publisher(self, kind: str, game_id: str) -> Callable[[int, int], None]:
+    def progress_publisher(
+        self, kind: str, game_id: str, active_peers: int = 0
+    ) -> Callable[[int, int], None]:
         """A progress callback for worker threads: at most 4 events a second."""
         last = 0.0
 
@@ -706,6 +740,85 @@ class PeerRuntime:
             return result
 
         return body
+
+    def stream_install_body(self, game_id: str) -> OperationBody:
+        """Install by streaming from a validated peer; on failure try the next one."""
+        cat = self.catalog.get(game_id)
+        if cat is None:
+            raise CommandError(f"{game_id} is not in the catalog")
+        if is_installed(self.config.games_dir / game_id):
+            raise CommandError(f"{game_id} is already installed; uninstall it first")
+
+        async def body(token: CancelToken) -> dict[str, Any]:
+            peers = sources_for(self, game_id, cat.version)
+            if not peers:
+                raise CommandError(f"no peer serves {game_id} {cat.version}")
+            # the same validation as a download: only peers agreeing on the manifest
+            manifests = await manifests_from(self, peers, game_id)
+            trusted = cat.hashes.get("manifest")
+            _, agreeing = choose_manifest(manifests, len(peers), trusted or None)
+            failures: list[str] = []
+            for peer_id in agreeing:
+                peer = self.peers.get(peer_id)
+                if peer is None:
+                    continue
+                try:
+                    return await self._stream_from(peer, game_id, token)
+                except (Cancelled, NotEnoughSpace, TransactionError):
+                    raise
+                except (LanspreadError, OSError) as exc:
+                    failures.append(f"{peer_id[:8]}: {exc}")
+                    self.bus.publish(
+                        {
+                            "event": "stream-install-retry",
+                            "game_id": game_id,
+                            "peer_id": peer_id,
+                            "error": str(exc),
+                        }
+                    )
+            raise AllSourcesGone(
+                f"no peer could stream {game_id}: " + "; ".join(failures or ["none left"])
+            )
+
+        return body
+
+    async def _stream_from(
+        self, peer: RemotePeer, game_id: str, token: CancelToken
+    ) -> dict[str, Any]:
+        reply = await self.pool.request(
+            peer.host, peer.port, StreamInstall(self.identity.peer_id, game_id), timeout=15
+        )
+        if not isinstance(reply, TransferGrant):
+            raise CommandError(f"{peer.peer_id[:8]} refused the stream-install")
+        progress = self.progress_publisher("stream-install", game_id, active_peers=1)
+        games_dir = self.config.games_dir
+        state = {"done": 0, "total": 0}
+
+        def on_total(total: int) -> None:
+            check_free_space(games_dir, total, f"stream-install {game_id}")
+            state["total"] = total
+
+        def on_bytes(n: int) -> None:
+            state["done"] += n
+            progress(state["done"], state["total"])
+
+        def fill(staging: Path) -> Outcome:
+            with socket.create_connection((peer.host, reply.data_port), timeout=15) as sock:
+                sock.sendall(encode_request(reply.token))
+                sock.settimeout(30)
+                got = receive_stream(sock, staging, token.event, on_total, on_bytes)
+            return Outcome(game_id, "stream-install", None, got.files, got.bytes)
+
+        started = time.monotonic()
+        outcome = await anyio.to_thread.run_sync(self.tx.stream_install, game_id, fill)
+        seconds = time.monotonic() - started
+        return {
+            "peer": peer.peer_id,
+            "files": outcome.files,
+            "bytes": outcome.bytes,
+            "seconds": round(seconds, 3),
+            "rate": outcome.bytes / seconds if seconds else 0.0,
+        }
 
     async def wait_peers(self, count: int, timeout: float) -> int:
         with anyio.move_on_after(timeout):

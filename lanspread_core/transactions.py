@@ -15,6 +15,7 @@ copied) into the new tree before the swap.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -279,6 +280,40 @@ class Transactions:
             intent.clear(self.state, game_id)
             return outcome
 
+    def stream_install(self, game_id: str, fill: Callable[[Path], Outcome]) -> Outcome:
+        """Install from a stream: ``fill(staging)`` writes the tree, then it is promoted.
+
+        No archives and no ``version.ini`` are written: the game ends installed,
+        not downloaded. A failed attempt removes its staging folder, and the game
+        root too when this attempt created it.
+        """
+        root = self.root(game_id)
+        with self.ops.hold(game_id, "stream-install"):
+            self.recover_game(game_id)
+            if is_installed(root):
+                raise TransactionError(
+                    f"{game_id} is already installed; uninstall it first to stream-install it"
+                )
+            created = not root.exists()
+            root.mkdir(parents=True, exist_ok=True)
+            intent.record(self.state, game_id, "stream-install", "staging", created_root=created)
+            staging = root / INSTALLING
+            try:
+                staging.mkdir()
+                _mark(staging)
+                outcome = fill(staging)
+            except BaseException:
+                _rmtree(staging)
+                if created:
+                    with contextlib.suppress(OSError):
+                        root.rmdir()
+                intent.clear(self.state, game_id)
+                raise
+            _rename(staging, root / LOCAL)
+            (root / LOCAL / OWNED_MARKER).unlink()
+            intent.clear(self.state, game_id)
+            return outcome
+
     def uninstall(self, game_id: str) -> Outcome:
         """Remove ``local/`` (user files included); the download stays."""
         root = self.require_root(game_id)
@@ -367,6 +402,9 @@ class Transactions:
             if os.path.lexists(backup):
                 _rmtree(backup)
                 note(f"finished an interrupted {rec.op}")
+            if rec.created_root and root.is_dir() and not any(root.iterdir()):
+                root.rmdir()
+                note("removed the empty folder an interrupted stream-install made")
         elif rec is not None and rec.op == "uninstall":
             if os.path.lexists(backup):
                 _rmtree(backup)

@@ -37,6 +37,7 @@ from lanspread_core.wire import (
     OpenTransfer,
     Ping,
     Pong,
+    StreamInstall,
     TransferGrant,
     UnknownMessageType,
     WireError,
@@ -69,6 +70,7 @@ SAMPLES: dict[str, Message] = {
         Pong(PID, 5),
         Goodbye(PID),
         OpenTransfer(PID, "quake", RANGES),
+        StreamInstall(PID, "quake"),
         TransferGrant(TOKEN, 7002, 30.0),
         Ack(),
         Error("not_found", "no game 'x' here"),
@@ -246,6 +248,7 @@ def test_requests_and_replies() -> None:
     requests = {n for n, m in SAMPLES.items() if m.is_request()}
     assert requests == {"Hello", "GetLibrarySummary", "GetSnapshot", "GetDelta", "GetGame"} | {
         "OpenTransfer",
+        "StreamInstall",
         "Ping",
         "Goodbye",
     }

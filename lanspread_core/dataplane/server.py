@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 #: The runtime's eligibility check: the game root to serve ``grant`` from, or
 #: :class:`TransferRefused`. May be a plain or an async function.
 Resolve = Callable[[Grant], Path | Awaitable[Path]]
+#: Sends a stream-install on the blocking socket (status frame included) from
+#: a worker thread; returns the bytes sent. Provided by the runtime.
+StreamSender = Callable[[socket.socket, Path, Grant], int]
 
 #: Sends running at once (each holds a worker thread); more connections wait.
 MAX_CONCURRENT_SENDS = 32
@@ -91,6 +94,7 @@ async def serve_data(
     stall_timeout: float = STALL_TIMEOUT,
     request_timeout: float = REQUEST_TIMEOUT,
     max_sends: int = MAX_CONCURRENT_SENDS,
+    stream: StreamSender | None = None,
     task_status: anyio.abc.TaskStatus[DataEndpoint] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve granted ranges on TCP ``host:port`` until cancelled.
@@ -102,7 +106,9 @@ async def serve_data(
     :raises DataListenError: the port cannot be bound (in use, bad address).
     """
     listener = _listen(host, port)
-    ctx = _Context(tokens, resolve, outbound, anyio.CapacityLimiter(max_sends), stall_timeout)
+    ctx = _Context(
+        tokens, resolve, outbound, anyio.CapacityLimiter(max_sends), stall_timeout, stream
+    )
     loop = asyncio.get_running_loop()
     try:
         async with anyio.create_task_group() as tg:
@@ -129,6 +135,7 @@ class _Context:
     outbound: OutboundTransfers
     limiter: anyio.CapacityLimiter
     stall_timeout: float
+    stream: StreamSender | None = None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -178,7 +185,13 @@ async def _serve(conn: socket.socket, where: str, ctx: _Context, request_timeout
         root = ctx.resolve(grant)
         if inspect.isawaitable(root):
             root = await root
-        send = partial(_send_blocking, conn, Path(root), grant.ranges, ctx.stall_timeout)
+        if grant.kind == "stream":
+            if ctx.stream is None:
+                raise TransferRefused("this peer does not serve stream-installs")
+            _blocking(conn, ctx.stall_timeout)
+            send = partial(ctx.stream, conn, Path(root), grant)
+        else:
+            send = partial(_send_blocking, conn, Path(root), grant.ranges, ctx.stall_timeout)
         sent = await _run_interruptible(send, partial(_shutdown, conn), ctx.limiter)
         log.debug("sent %d bytes of %s to %s", sent, grant.game_id, where)
 
@@ -253,10 +266,7 @@ def _send_blocking(
     conn: socket.socket, root: Path, ranges: Sequence[ByteRange], stall_timeout: float
 ) -> int:
     """Check every range, send the status frame, then the ranges; bytes sent."""
-    conn.setblocking(True)
-    whole = int(stall_timeout)
-    timeval = struct.pack("@ll", whole, int((stall_timeout - whole) * 1_000_000))
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    _blocking(conn, stall_timeout)
     files = _OpenFiles(root)
     try:
         try:
@@ -279,6 +289,14 @@ def _send_blocking(
         raise TimeoutError(f"the receiver took nothing for {stall_timeout:g} s") from None
     finally:
         files.close()
+
+
+def _blocking(conn: socket.socket, stall_timeout: float) -> None:
+    """Blocking sends that give up when the receiver takes nothing for a while."""
+    conn.setblocking(True)
+    whole = int(stall_timeout)
+    timeval = struct.pack("@ll", whole, int((stall_timeout - whole) * 1_000_000))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def _sendfile(conn: socket.socket, fd: int, r: ByteRange) -> None:

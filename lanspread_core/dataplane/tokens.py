@@ -35,6 +35,8 @@ class Grant:
     game_id: str
     peer_id: str
     ranges: tuple[ByteRange, ...]
+    #: "ranges" (a download) or "stream" (a stream-install: unpacked files as frames)
+    kind: str = "ranges"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class TransferTokens:
         peer_id: str,
         ranges: Sequence[ByteRange],
         ttl: float = DEFAULT_TTL,
+        kind: str = "ranges",
     ) -> str:
         """A new token for ``ranges`` of ``game_id``, valid for ``ttl`` seconds.
 
@@ -84,7 +87,7 @@ class TransferTokens:
                 f"this peer has {self._max} transfers granted and not yet started; try again soon"
             )
         token = secrets.token_hex(16)
-        self._live[token] = _Issued(Grant(game_id, peer_id, tuple(ranges)), now + ttl)
+        self._live[token] = _Issued(Grant(game_id, peer_id, tuple(ranges), kind), now + ttl)
         return token
 
     def redeem(self, token: str) -> Grant:

@@ -341,6 +341,21 @@ class GetGame(Message):
 
 @register
 @dataclass(frozen=True)
+class StreamInstall(Message):
+    """Ask a peer to unpack a game on its side and stream the files (DESIGN §6).
+
+    The answer is a single-use token for the TCP data port, where the files
+    arrive as stream frames (:mod:`lanspread_core.wire.streamframes`).
+    """
+
+    REPLIES = (TransferGrant,)
+
+    peer_id: PeerId
+    game_id: Name
+
+
+@register
+@dataclass(frozen=True)
 class OpenTransfer(Message):
     """Ask for byte ranges of a game over the data plane (DESIGN §5).
 

@@ -1,0 +1,126 @@
+"""The sending side of a stream-install: one provider pass into frames on a socket.
+
+Runs in a worker thread with a blocking socket. The socket's send buffer is
+the bounded sink: when the receiver is slow the provider waits in ``sendall``;
+when it goes away or cancels, ``sendall`` fails, the sink raises
+:class:`~lanspread_core.errors.Cancelled`, the provider stops, and the
+outbound transfer is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from lanspread_core.archive import ArchiveProvider, Entry, EntryKind, ProbeResult
+from lanspread_core.dataplane.protocol import encode_status
+from lanspread_core.errors import ArchiveError, Cancelled, LanspreadError
+from lanspread_core.faults import fault_enabled
+from lanspread_core.layout import root_archives
+from lanspread_core.wire.streamframes import (
+    DATA,
+    END,
+    ENTRIES,
+    ERROR,
+    FILE_END,
+    HEADER,
+    MAX_DATA,
+    frame,
+    json_frame,
+)
+
+log = logging.getLogger(__name__)
+
+Choose = Callable[[list[Path]], tuple[ArchiveProvider, ProbeResult]]
+_switch_lock = threading.Lock()
+_switched: set[str] = set()
+
+
+def _once(name: str) -> bool:
+    """A fault switch that fires on the first use in this process only."""
+    if not fault_enabled(name):
+        return False
+    with _switch_lock:
+        if name in _switched:
+            return False
+        _switched.add(name)
+        return True
+
+
+class SocketSink:
+    """An EntrySink that writes stream frames; counts bytes and files."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.crc = 0
+        self.files = 0
+        self.bytes = 0
+
+    def _send(self, *parts: bytes | memoryview) -> None:
+        try:
+            for part in parts:
+                self.conn.sendall(part)
+        except OSError as exc:
+            raise Cancelled(f"the receiver went away ({exc.strerror or exc})") from None
+
+    def begin(self, entry: Entry) -> None:
+        self.crc = 0
+        self._send(json_frame(HEADER, entry.to_json()))
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        self.crc = zlib.crc32(view, self.crc)
+        self.bytes += len(view)
+        while view:
+            piece, view = view[:MAX_DATA], view[MAX_DATA:]
+            if _once("stream.corrupt_once"):
+                bad = bytearray(piece)
+                bad[len(bad) // 2] ^= 0xFF
+                log.warning("fault stream.corrupt_once: one byte flipped")
+                self._send(*frame(DATA, bytes(bad)))
+            elif _once("stream.truncate_once"):
+                log.warning("fault stream.truncate_once: ending the stream mid-file")
+                self._send(*frame(DATA, piece[: len(piece) // 2]))
+                self.conn.shutdown(socket.SHUT_RDWR)
+                raise Cancelled("stream truncated on purpose (fault switch)")
+            else:
+                self._send(*frame(DATA, piece))
+
+    def end(self, entry: Entry) -> None:
+        if entry.kind is EntryKind.FILE:
+            self.files += 1
+            self._send(json_frame(FILE_END, {"crc32": f"{self.crc:08x}"}))
+
+
+def send_stream(conn: socket.socket, root: Path, choose: Choose) -> int:
+    """Stream every file of ``root``'s archives to ``conn``; return the bytes sent.
+
+    A refusal (no provider can read the archives, an unsafe archive) goes out
+    as the status frame; a failure half-way as an ``X`` frame.
+    """
+    archives = root_archives(root)
+    try:
+        provider, probe = choose(archives)
+        entries = provider.entries(archives)
+    except LanspreadError as exc:
+        conn.sendall(encode_status(str(exc)))
+        return 0
+    conn.sendall(encode_status())
+    sink = SocketSink(conn)
+    sink._send(
+        json_frame(ENTRIES, {"format": probe.format, "entries": [e.to_json() for e in entries]})
+    )
+    try:
+        provider.stream(archives, sink)
+    except Cancelled:
+        log.info("stream of %s ended: the receiver went away", root.name)
+        return sink.bytes
+    except ArchiveError as exc:
+        sink._send(json_frame(ERROR, {"error": str(exc)}))
+        return sink.bytes
+    sink._send(json_frame(END, {"files": sink.files, "bytes": sink.bytes}))
+    return sink.bytes

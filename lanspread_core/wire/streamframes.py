@@ -1,0 +1,80 @@
+"""The stream-install frames on the TCP data plane (documented in docs/protocol.md).
+
+After the usual status frame, the sender writes frames, each a 1-byte type, a
+4-byte big-endian payload length and the payload:
+
+* ``E`` entries (JSON ``{"format", "entries": [Entry…]}``), exactly once, first;
+* per archive entry, in archive order: ``H`` header (JSON Entry), then for a file
+  any number of ``D`` data frames (raw bytes, at most 1 MiB each), then ``F``
+  file end (JSON ``{"crc32": "hex8"}``: the CRC32 of the bytes sent);
+* ``Z`` the end (JSON ``{"files": n, "bytes": n}``), or ``X`` an error
+  (JSON ``{"error": "sentence"}``) when the sender's provider failed.
+
+Anything else — an unknown type, a frame over its cap, a data frame outside a
+file, bytes past a file's declared size, a connection that ends before ``Z`` —
+ends the stream with :class:`StreamError`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+from lanspread_core.errors import LanspreadError
+
+ENTRIES, HEADER, DATA, FILE_END, END, ERROR = b"E", b"H", b"D", b"F", b"Z", b"X"
+MAX_DATA = 1 << 20
+MAX_JSON = 8 << 20
+_HEAD = struct.Struct(">cI")
+
+
+class StreamError(LanspreadError):
+    """The stream is malformed, truncated, or the sender reported a failure."""
+
+
+def frame(kind: bytes, payload: bytes | memoryview) -> list[bytes | memoryview]:
+    return [_HEAD.pack(kind, len(payload)), payload]
+
+
+def json_frame(kind: bytes, obj: Any) -> bytes:
+    payload = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _HEAD.pack(kind, len(payload)) + payload
+
+
+class FrameReader:
+    """Reads frames from a blocking socket into one reusable buffer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._head = bytearray(_HEAD.size)
+        self._buf = bytearray(MAX_DATA)
+
+    def _fill(self, view: memoryview) -> None:
+        while view:
+            n = self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+            if n == 0:
+                raise StreamError("the sender ended the stream early (truncated)")
+            view = view[n:]
+
+    def next(self) -> tuple[bytes, memoryview]:
+        """The next frame's type and payload (valid until the next call)."""
+        self._fill(memoryview(self._head))
+        kind, length = _HEAD.unpack(self._head)
+        cap = MAX_DATA if kind == DATA else MAX_JSON
+        if kind not in (ENTRIES, HEADER, DATA, FILE_END, END, ERROR):
+            raise StreamError(f"unknown stream frame type {kind!r}")
+        if length > cap:
+            raise StreamError(f"a {kind.decode()} frame of {length} bytes is over its cap")
+        if length > len(self._buf):
+            self._buf = bytearray(length)
+        view = memoryview(self._buf)[:length]
+        self._fill(view)
+        return kind, view
+
+    def json(self, payload: memoryview) -> Any:
+        try:
+            return json.loads(bytes(payload))
+        except ValueError as exc:
+            raise StreamError(f"a stream frame is not JSON: {exc}") from None
