@@ -804,6 +804,7 @@ class PeerRuntime:
 
         def fill(staging: Path) -> Outcome:
             with socket.create_connection((peer.host, reply.data_port), timeout=15) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
                 sock.sendall(encode_request(reply.token))
                 sock.settimeout(30)
                 got = receive_stream(sock, staging, token.event, on_total, on_bytes)

@@ -19,6 +19,7 @@ from pathlib import Path
 from lanspread_core.archive import Entry, EntryKind
 from lanspread_core.dataplane.protocol import STATUS_MAX, parse_status
 from lanspread_core.errors import Cancelled
+from lanspread_core.handoff import Handoff
 from lanspread_core.treewriter import TreeWriter, check_entries
 from lanspread_core.wire.streamframes import (
     DATA,
@@ -81,6 +82,8 @@ def receive_stream(
     pending = iter(entries)
     current: Entry | None = None
     written = 0
+    # the disk writes (and CRCs) run in a second thread while this one receives
+    disk = Handoff("lanspread-stream-writer")
     try:
         while True:
             if cancel.is_set():
@@ -98,9 +101,9 @@ def receive_stream(
                 ):
                     raise StreamError(f"entry {header.path!r} was not announced in this order")
                 current, written = expected, 0
-                writer.begin(current)
+                disk.submit(writer.begin, current)
                 if current.kind is EntryKind.DIR:
-                    writer.end(current)
+                    disk.submit(writer.end, current)
                     current = None
             elif kind == DATA:
                 if current is None or current.kind is not EntryKind.FILE:
@@ -108,7 +111,7 @@ def receive_stream(
                 written += len(payload)
                 if written > current.size:
                     raise StreamError(f"{current.path!r} is longer than its {current.size} bytes")
-                writer.write(payload)
+                disk.submit(writer.write, bytes(payload))
                 got.bytes += len(payload)
                 on_bytes(len(payload))
             elif kind == FILE_END:
@@ -117,7 +120,7 @@ def receive_stream(
                 sent = int(str(reader.json(payload).get("crc32", "")), 16)
                 if current.crc32 is not None and current.crc32 != sent:
                     raise StreamError(f"{current.path!r}: the sender's CRC32 is not the archive's")
-                writer.end(dataclasses.replace(current, crc32=sent))
+                disk.submit(writer.end, dataclasses.replace(current, crc32=sent))
                 got.files += 1
                 current = None
             elif kind == ERROR:
@@ -125,10 +128,15 @@ def receive_stream(
             elif kind == END:
                 if current is not None or next(pending, None) is not None:
                     raise StreamError("the stream ended before every entry arrived")
+                disk.close()
                 return got
             else:
                 raise StreamError(f"unexpected {kind.decode()} frame")
     except ValueError as exc:
+        disk.abandon()
         raise StreamError(f"a stream frame is malformed: {exc}") from None
+    except BaseException:
+        disk.abandon()
+        raise
     finally:
         writer.close()

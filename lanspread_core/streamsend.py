@@ -20,6 +20,7 @@ from lanspread_core.archive import ArchiveProvider, Entry, EntryKind, ProbeResul
 from lanspread_core.dataplane.protocol import encode_status
 from lanspread_core.errors import ArchiveError, Cancelled, LanspreadError
 from lanspread_core.faults import fault_enabled
+from lanspread_core.handoff import Handoff
 from lanspread_core.layout import root_archives
 from lanspread_core.wire.streamframes import (
     DATA,
@@ -51,21 +52,44 @@ def _once(name: str) -> bool:
         return True
 
 
+#: small provider blocks are gathered into data frames of about this size
+COALESCE = 512 * 1024
+
+
 class SocketSink:
-    """An EntrySink that writes stream frames; counts bytes and files."""
+    """An EntrySink that writes stream frames; counts bytes and files.
+
+    Providers hand over blocks of any size (libarchive's are often 10–64 KiB);
+    they are gathered into frames of ~512 KiB so the per-frame cost (a header,
+    a syscall, the receiver's Python loop) stays small.
+    """
 
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
         self.crc = 0
         self.files = 0
         self.bytes = 0
+        self._pending = bytearray()
+        # sends run in a second thread while the provider reads on
+        self._out = Handoff("lanspread-stream-sender", depth=8)
 
-    def _send(self, *parts: bytes | memoryview) -> None:
+    def _sendall(self, *parts: bytes | memoryview) -> None:
         try:
             for part in parts:
                 self.conn.sendall(part)
         except OSError as exc:
             raise Cancelled(f"the receiver went away ({exc.strerror or exc})") from None
+
+    def _send(self, *parts: bytes | memoryview) -> None:
+        """Queue ``parts`` for the sending thread (they must not change afterwards)."""
+        self._out.submit(self._sendall, *parts)
+
+    def finish(self) -> None:
+        """Wait until everything queued is sent; raises what sending raised."""
+        self._out.close()
+
+    def abandon(self) -> None:
+        self._out.abandon()
 
     def begin(self, entry: Entry) -> None:
         self.crc = 0
@@ -75,6 +99,24 @@ class SocketSink:
         view = memoryview(data).cast("B")
         self.crc = zlib.crc32(view, self.crc)
         self.bytes += len(view)
+        if len(self._pending) + len(view) < COALESCE:
+            self._pending += view
+            return
+        if self._pending:
+            self._pending += view
+            view = memoryview(bytes(self._pending))
+            self._pending.clear()
+        elif not isinstance(data, bytes):
+            view = memoryview(bytes(view))  # the provider may reuse its buffer
+        self._send_data(view)
+
+    def _flush(self) -> None:
+        if self._pending:
+            view = memoryview(bytes(self._pending))
+            self._pending.clear()
+            self._send_data(view)
+
+    def _send_data(self, view: memoryview) -> None:
         while view:
             piece, view = view[:MAX_DATA], view[MAX_DATA:]
             if _once("stream.corrupt_once"):
@@ -85,12 +127,14 @@ class SocketSink:
             elif _once("stream.truncate_once"):
                 log.warning("fault stream.truncate_once: ending the stream mid-file")
                 self._send(*frame(DATA, piece[: len(piece) // 2]))
+                self._out.close()
                 self.conn.shutdown(socket.SHUT_RDWR)
                 raise Cancelled("stream truncated on purpose (fault switch)")
             else:
                 self._send(*frame(DATA, piece))
 
     def end(self, entry: Entry) -> None:
+        self._flush()
         if entry.kind is EntryKind.FILE:
             self.files += 1
             self._send(json_frame(FILE_END, {"crc32": f"{self.crc:08x}"}))
@@ -103,6 +147,8 @@ def send_stream(conn: socket.socket, root: Path, choose: Choose) -> int:
     as the status frame; a failure half-way as an ``X`` frame.
     """
     archives = root_archives(root)
+    # a deep send buffer lets the provider read ahead while the receiver writes
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     try:
         provider, probe = choose(archives)
         entries = provider.entries(archives)
@@ -116,11 +162,15 @@ def send_stream(conn: socket.socket, root: Path, choose: Choose) -> int:
     )
     try:
         provider.stream(archives, sink)
+        sink._send(json_frame(END, {"files": sink.files, "bytes": sink.bytes}))
+        sink.finish()
     except Cancelled:
+        sink.abandon()
         log.info("stream of %s ended: the receiver went away", root.name)
-        return sink.bytes
     except ArchiveError as exc:
-        sink._send(json_frame(ERROR, {"error": str(exc)}))
-        return sink.bytes
-    sink._send(json_frame(END, {"files": sink.files, "bytes": sink.bytes}))
+        sink.abandon()
+        sink._sendall(json_frame(ERROR, {"error": str(exc)}))
+    except BaseException:
+        sink.abandon()
+        raise
     return sink.bytes
