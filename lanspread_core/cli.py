@@ -6,18 +6,20 @@ stderr and its exit code; plugins add commands through a hook.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import click
 
+from lanspread_core.cli_client import CLIENT_COMMANDS
 from lanspread_core.cli_common import LanspreadGroup, emit_json, provider_option, registry_of
 from lanspread_core.cli_local import LOCAL_COMMANDS
+from lanspread_core.cli_logs import logs
 from lanspread_core.cli_peer import PEER_COMMANDS
 from lanspread_core.demo import demo
 from lanspread_core.errors import LanspreadError
 from lanspread_core.layout import archives_for_path
+from lanspread_core.logfile import setup_logging
 from lanspread_core.plugins import load_registry
 from lanspread_core.selection import choose
 
@@ -25,7 +27,12 @@ __all__ = ["cli", "emit_json", "main", "provider_option", "registry_of"]
 
 
 @click.group(cls=LanspreadGroup)
-@click.option("-v", "--verbose", is_flag=True, help="Show debug messages.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show debug messages on stderr, and write them to a peer's log file.",
+)
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Share games at a LAN party.
@@ -33,9 +40,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     Peers find each other, download games from several peers at once with every
     chunk verified, and install them crash-safely.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="lanspread: %(message)s"
-    )
+    setup_logging(verbose)
 
 
 @cli.command()
@@ -113,7 +118,7 @@ def inspect(ctx: click.Context, path: Path, provider: str, as_json: bool) -> Non
         click.echo(f"  {e.kind:<7} {e.size:>12} {crc:>8}  {e.path}")
 
 
-for _command in (*LOCAL_COMMANDS, *PEER_COMMANDS, demo):
+for _command in (*LOCAL_COMMANDS, *PEER_COMMANDS, *CLIENT_COMMANDS, logs, demo):
     cli.add_command(_command)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from lanspread_core.catalog import Catalog, load_catalog
+from lanspread_core.cli_client import via_running_peer
 from lanspread_core.cli_common import (
     emit_json,
     library_options,
@@ -139,6 +140,9 @@ def _operation(name: str, help_text: str, unpacks: bool) -> click.Command:
         as_json: bool,
         provider: str = "auto",
     ) -> None:
+        # a running peer holds the state dir: let it do the work
+        if via_running_peer(name, game, state_dir, games_dir, as_json):
+            return
         with local_context(ctx, games_dir, catalog, state_dir, provider, f"lanspread {name}") as lc:
             method = getattr(lc.transactions, name.replace("-", "_"))
             if unpacks:
@@ -153,27 +157,37 @@ def _operation(name: str, help_text: str, unpacks: bool) -> click.Command:
     return click.command(name=name, help=help_text)(command)
 
 
+_VIA_PEER = (
+    "When a peer runs on the state dir ('lanspread run'), the peer does it and"
+    " this command shows its progress (Ctrl-C asks it to cancel); otherwise it"
+    " works on the games dir directly."
+)
+
 install = _operation(
     "install",
     "Unpack a downloaded GAME into its local/ folder, crash-safely.\n\n"
+    f"{_VIA_PEER}\n\n"
     "Example: lanspread install quake --games-dir ~/games --provider unrar",
     unpacks=True,
 )
 update = _operation(
     "update",
     "Reinstall GAME from its current archives, keeping your own files in local/.\n\n"
+    f"{_VIA_PEER}\n\n"
     "Example: lanspread update quake --games-dir ~/games",
     unpacks=True,
 )
 uninstall = _operation(
     "uninstall",
     "Remove GAME's local/ folder (your files in it too); the download stays.\n\n"
+    f"{_VIA_PEER}\n\n"
     "Example: lanspread uninstall quake --games-dir ~/games",
     unpacks=False,
 )
 remove_download = _operation(
     "remove-download",
     "Delete GAME's downloaded archives; refused while it is installed.\n\n"
+    f"{_VIA_PEER}\n\n"
     "Example: lanspread remove-download quake --games-dir ~/games",
     unpacks=False,
 )

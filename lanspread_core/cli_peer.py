@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import click
 
 from lanspread_core.cli_common import library_options, provider_option, registry_of
 from lanspread_core.config import HostPort, PeerConfig
+from lanspread_core.controlsocket import ControlSocketError, serve_control_socket
 from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.logfile import close_log_file, log_events, open_log_file
 from lanspread_core.plugins import Registry
-from lanspread_core.runtime import start_peer
-from lanspread_core.statedir import default_games_dir, default_state_dir
+from lanspread_core.runtime import PeerRuntimeHandle, start_peer
+from lanspread_core.statedir import StateDir, default_games_dir, default_state_dir
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +107,12 @@ def _first_error(exc: BaseException) -> LanspreadError | None:
     return None
 
 
-def run_peer(registry: Registry, config: PeerConfig, frontend: str) -> int:
+def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: bool = False) -> int:
+    """Run a peer with a front-end until it stops; the front-end's exit code.
+
+    Next to the front-end run what every running peer has, whatever drives it:
+    the local control socket, the event log, and a clean stop on SIGINT/SIGTERM.
+    """
     record = registry.frontends.get(frontend)
     if record is None:
         raise UsageError(
@@ -108,38 +120,82 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str) -> int:
             f" (installed: {', '.join(sorted(registry.frontends)) or 'none'})"
         )
     ui = record.factory(config)
+    state = StateDir(config.state_dir)
 
     async def main() -> int:
         async with anyio.create_task_group() as tg:
             handle = await start_peer(config, registry, tg)
-            code = await ui.run(handle)
+            async with anyio.create_task_group() as extras:
+                await _start_extras(extras, handle, state)
+                code = await ui.run(handle)
+                extras.cancel_scope.cancel()
             await handle.shutdown()
             return code
 
+    log_handler = open_log_file(state, verbose)
     try:
         return anyio.run(main, backend="asyncio")
+    except KeyboardInterrupt:  # Ctrl-C before the peer was up
+        return 130
     except BaseException as exc:
         found = _first_error(exc)
         if found is None:
             raise
         raise found from None
+    finally:
+        close_log_file(log_handler)
+
+
+async def _start_extras(
+    tg: anyio.abc.TaskGroup, handle: PeerRuntimeHandle, state: StateDir
+) -> None:
+    # TODO(lead): the control socket belongs under the runtime's supervisor as
+    # a BEST_EFFORT service; it lives here until runtime.py grows that hook.
+    try:
+        await tg.start(serve_control_socket, handle, state.control_socket)
+    except ControlSocketError as exc:
+        log.warning("no local control socket: %s", exc)
+    tg.start_soon(log_events, handle)
+    tg.start_soon(_stop_on_signal, handle)
+
+
+async def _stop_on_signal(handle: PeerRuntimeHandle) -> None:
+    """Ctrl-C or SIGTERM: say Goodbye and stop, as the ``shutdown`` command does."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("%s: stopping", signal.Signals(signum).name)
+            await handle.shutdown()
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("verbose"))
 
 
 @click.command()
 @run_options
 @click.option(
     "--frontend",
-    default="jsonl",
+    default="console",
     show_default=True,
-    help="What drives the peer and shows its events (see 'lanspread plugins').",
+    help="What drives the peer and shows its events: console (a live view for people;"
+    " plain lines when stdout is not a terminal) or jsonl (see 'lanspread plugins').",
 )
 @click.pass_context
 def run(ctx: click.Context, frontend: str, **kw: Any) -> None:
     """Run a peer: find others on the LAN, share and fetch games.
 
-    Example: lanspread run --games-dir ~/games --catalog catalog.json
+    Shows the other peers, your library with each game's state, a progress
+    bar per running operation and errors, until Ctrl-C (which says goodbye to
+    the other peers and exits 0). While it runs, 'lanspread status', 'games',
+    'download', 'install' ... in another terminal talk to it through
+    <state dir>/control.sock. It logs to <state dir>/logs/lanspread.log
+    (see 'lanspread logs'; 'lanspread -v run' logs debug messages too).
+
+    \b
+    Example:
+      lanspread run --games-dir ~/games --catalog catalog.json --name alice
     """
-    ctx.exit(run_peer(registry_of(ctx), make_config(kw), frontend))
+    ctx.exit(run_peer(registry_of(ctx), make_config(kw), frontend, _verbose(ctx)))
 
 
 @click.command()
@@ -149,11 +205,14 @@ def peer(ctx: click.Context, **kw: Any) -> None:
     """Run a peer driven by JSON lines on stdin (same as 'run --frontend jsonl').
 
     Each input line is a command such as {"id": 1, "cmd": "list-games"}; each
-    output line is a result, an error or an event. See docs/protocol.md.
+    output line is a result, an error or an event. End of input stops the
+    peer. See docs/protocol.md.
 
-    Example: lanspread peer --games-dir /tmp/g --peer 10.0.0.2:7000
+    \b
+    Example:
+      lanspread peer --games-dir /tmp/g --peer 10.0.0.2:7000
     """
-    ctx.exit(run_peer(registry_of(ctx), make_config(kw), "jsonl"))
+    ctx.exit(run_peer(registry_of(ctx), make_config(kw), "jsonl", _verbose(ctx)))
 
 
 PEER_COMMANDS = (run, peer)

@@ -63,6 +63,16 @@ class StateDir:
     def unpack_logs(self) -> Path:
         return self.logs / "unpack"
 
+    @property
+    def log_file(self) -> Path:
+        """The peer's own log (rotated: ``lanspread.log.1`` ... are older)."""
+        return self.logs / "lanspread.log"
+
+    @property
+    def control_socket(self) -> Path:
+        """The running peer's local control endpoint (JSONL over a Unix socket)."""
+        return self.path / "control.sock"
+
 
 def env_path(name: str) -> Path | None:
     value = os.environ.get(name)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from lanspread_core import FrontendRecord, hookimpl
+from lanspread_core.frontends.console import ConsoleFrontend
 from lanspread_core.frontends.jsonl import JsonlFrontend
 
 
 @hookimpl
 def lanspread_frontends() -> list[FrontendRecord]:
     return [
+        FrontendRecord(
+            name="console",
+            factory=ConsoleFrontend,
+            description="a live view for people (plain lines when stdout is not a terminal)",
+        ),
         FrontendRecord(
             name="jsonl",
             factory=JsonlFrontend,

@@ -76,31 +76,36 @@ async def serve_session(
             await emit({"kind": "result", "id": cid, "cmd": cmd.get("cmd"), "result": result})
 
     events = handle.events()
-    async with anyio.create_task_group() as tg:
+    try:
+        async with anyio.create_task_group() as tg:
 
-        async def pump_events() -> None:
-            async for event in events:
-                await emit({"kind": "event", **event})
+            async def pump_events() -> None:
+                async for event in events:
+                    await emit({"kind": "event", **event})
 
-        async def stop_with_peer() -> None:
-            await handle.wait_stopped()
+            async def stop_with_peer() -> None:
+                await handle.wait_stopped()
+                tg.cancel_scope.cancel()
+
+            if send_ready:
+                await emit({"kind": "event", **handle.ready_event()})
+            await emit({"kind": "event", **handle.library_event()})
+            tg.start_soon(pump_events)
+            tg.start_soon(stop_with_peer)
+            while True:
+                line = await read_line()
+                if not line:
+                    break
+                if line.strip():
+                    tg.start_soon(run_command, line)
+            events.close()
+            if shutdown_on_eof:
+                await handle.shutdown()
             tg.cancel_scope.cancel()
 
-        if send_ready:
-            await emit({"kind": "event", **handle.ready_event()})
-        await emit({"kind": "event", **handle.library_event()})
-        tg.start_soon(pump_events)
-        tg.start_soon(stop_with_peer)
-        while True:
-            line = await read_line()
-            if not line:
-                break
-            if line.strip():
-                tg.start_soon(run_command, line)
+    finally:
+        # a session that ends by an error must not leave its subscription filling up
         events.close()
-        if shutdown_on_eof:
-            await handle.shutdown()
-        tg.cancel_scope.cancel()
 
 
 async def _stdin_reader() -> ReadLine:

@@ -1,0 +1,410 @@
+"""The console front-end: what a person sees after ``lanspread run``.
+
+At start it prints who this peer is and where it keeps things; then, on a
+terminal, a live view redrawn in place: the other peers, the library with
+each game's state in words, a progress bar per running operation, the
+outbound transfer count and the last errors, one sentence each. When stdout
+is not a terminal (a pipe, a log file, a service manager) it prints one plain
+line per meaningful event instead of redrawing.
+
+The view's model follows the peer's events. Progress comes straight from
+``<op>-progress`` events; the library and the peer list are re-queried
+(``list-games``, ``peers``) whenever an event says they changed, and after
+``events-dropped``, because ``list-games`` is the one place that combines
+local state with what other peers hold. Queries are coalesced, so a burst of
+events costs one query. The peer stops on Ctrl-C or SIGTERM (handled by the
+runner for every front-end); this front-end then returns 0, or 1 when the
+runtime failed.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import time
+from typing import Any
+
+import anyio
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from lanspread_core.config import PeerConfig
+from lanspread_core.errors import LanspreadError
+from lanspread_core.present import (
+    OperationBars,
+    availability,
+    failure,
+    make_progress,
+    op_event,
+    plural,
+    progress_line,
+    size,
+)
+from lanspread_core.runtime import PeerRuntimeHandle
+from lanspread_core.statedir import StateDir
+
+log = logging.getLogger(__name__)
+
+#: Seconds between plain progress lines for one operation.
+PLAIN_PROGRESS_EVERY = 2.0
+#: Least seconds between two redraws, and between two re-queries.
+REDRAW_EVERY = 0.1
+REQUERY_EVERY = 0.2
+#: The live view re-reads the peer list this often, for "last seen".
+PEERS_EVERY = 2.0
+MESSAGES = 6
+
+_REQUERY = {"library", "peer-joined", "peer-left", "peer-library", "events-dropped"}
+
+
+class ConsoleFrontend:
+    """``lanspread run``: a live view for people, plain lines when piped."""
+
+    name = "console"
+
+    def __init__(self, config: PeerConfig) -> None:
+        self.config = config
+        # noted before the peer starts, which creates them
+        self.created = {
+            "games": not config.games_dir.exists(),
+            "state": not config.state_dir.exists(),
+        }
+
+    async def run(self, handle: PeerRuntimeHandle) -> int:
+        console = Console(highlight=False)
+        view = ConsoleView(handle, console, self.config, self.created)
+        await view.run()
+        return 1 if handle.failure else 0
+
+
+class ConsoleView:
+    def __init__(
+        self,
+        handle: PeerRuntimeHandle,
+        console: Console,
+        config: PeerConfig,
+        created: dict[str, bool],
+    ) -> None:
+        self.handle = handle
+        self.console = console
+        self.config = config
+        self.created = created
+        self.live_mode = console.is_terminal
+        self.ready = handle.ready_event()
+        self.peers: dict[str, dict[str, Any]] = {}
+        self.peers_at = time.monotonic()
+        self.games: list[dict[str, Any]] = []
+        self.outbound: int | None = None
+        self.progress = make_progress(console=console, auto_refresh=False)
+        self.bars = OperationBars(self.progress)
+        self.messages: collections.deque[tuple[str, str, str]] = collections.deque(maxlen=MESSAGES)
+        self._requery = anyio.Event()
+        self._changed = anyio.Event()
+        self._shown: dict[str, str] = {}
+        self._reconcile = False
+        self._ended: set[tuple[str, str]] = set()
+        self._idle: set[str] = set()  # games whose operation has ended
+        self._last_line: dict[tuple[str, str], float] = {}
+
+    # ------------------------------------------------------------- main loop
+    async def run(self) -> None:
+        self.print_header()
+        events = self.handle.events()
+        try:
+            await self.refresh()
+            if self.live_mode:
+                await self._run_live(events)
+            else:
+                self.plain_games()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._requerier)
+                    async for event in events:
+                        self.apply(event)
+                    tg.cancel_scope.cancel()
+                self.say("peer stopped" if not self.handle.failure else "peer failed")
+        finally:
+            events.close()
+
+    async def _run_live(self, events: Any) -> None:
+        stderr_handlers = [(h, h.stream) for h in _stderr_handlers()]
+        with Live(self.render(), console=self.console, auto_refresh=False, transient=False) as live:
+            for handler, _ in stderr_handlers:  # log warnings above the view, not through it
+                handler.setStream(sys.stderr)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._requerier)
+                    tg.start_soon(self._redrawer, live)
+                    tg.start_soon(self._peer_poller)
+                    async for event in events:
+                        self.apply(event)
+                    tg.cancel_scope.cancel()
+                self.bars.end_all()
+                live.update(self.render(stopped=True), refresh=True)
+            finally:
+                for handler, stream in stderr_handlers:
+                    handler.setStream(stream)
+
+    async def _requerier(self) -> None:
+        while True:
+            await self._requery.wait()
+            self._requery = anyio.Event()
+            await self.refresh()
+            if not self.live_mode:
+                self.plain_games()
+            await anyio.sleep(REQUERY_EVERY)
+
+    async def _redrawer(self, live: Live) -> None:
+        while True:
+            with anyio.move_on_after(1):  # ages and rates move even without events
+                await self._changed.wait()
+            self._changed = anyio.Event()
+            live.update(self.render(), refresh=True)
+            await anyio.sleep(REDRAW_EVERY)
+
+    async def _peer_poller(self) -> None:
+        while True:
+            await anyio.sleep(PEERS_EVERY)
+            self._requery.set()
+
+    async def refresh(self) -> None:
+        """Re-read the library and the peer list from the runtime."""
+        try:
+            listing = await self.handle.send({"cmd": "list-games"})
+            peers = await self.handle.send({"cmd": "peers"})
+        except LanspreadError as exc:
+            log.debug("console refresh failed: %s", exc)
+            return
+        except Exception:  # a bug in a query must not end the view (or the peer)
+            log.exception("console refresh failed")
+            return
+        self.games = listing.get("games", [])
+        self.peers = {p["peer_id"]: p for p in peers.get("peers", [])}
+        if self._reconcile:
+            # an end event may have been among the dropped ones: keep running bars only
+            self._reconcile = False
+            running = {(a.get("kind"), a.get("game_id")) for a in listing.get("active", [])}
+            self.bars.keep_only(running)
+        self.peers_at = time.monotonic()
+        self._changed.set()
+
+    # --------------------------------------------------------------- events
+    def apply(self, event: dict[str, Any]) -> None:
+        name = event.get("event")
+        if name in _REQUERY:
+            self._requery.set()
+        if name == "events-dropped":
+            self._reconcile = True
+        if name == "peer-joined":
+            peer = event.get("peer", {})
+            self.peers[peer.get("peer_id", "?")] = peer
+            self.say(f"peer joined: {_peer_name(peer)} ({peer.get('addr', '?')})")
+        elif name == "peer-left":
+            peer = self.peers.pop(event.get("peer_id", ""), {"peer_id": event.get("peer_id")})
+            self.say(f"peer left: {_peer_name(peer)} ({event.get('reason', 'gone')})")
+        elif name == "outbound-transfers":
+            self.outbound = int(event.get("count", 0))
+            if not self.live_mode:
+                self.say(f"outbound transfers: {self.outbound}")
+        elif name == "runtime-failed":
+            self.error(failure(event))
+        elif (parsed := op_event(event)) is not None:
+            self._apply_op(*parsed, event)
+        self._changed.set()
+
+    def _apply_op(self, op: str, phase: str, event: dict[str, Any]) -> None:
+        game = str(event.get("game_id", "?"))
+        if phase == "begin":
+            self._ended.discard((op, game))
+            self._idle.discard(game)
+            self.bars.begin(op, game)
+            self.say(f"{op} {game}: started")
+        elif phase == "progress":
+            if game in self._idle:
+                return  # a straggler must not bring back a finished bar
+            self.bars.update(op, event)
+            if not self.live_mode:
+                now = time.monotonic()
+                if now - self._last_line.get((op, game), 0) >= PLAIN_PROGRESS_EVERY:
+                    self._last_line[(op, game)] = now
+                    self.say(progress_line(op, event))
+        else:
+            self.bars.end_game(game)
+            self._idle.add(game)
+            self._last_line = {k: v for k, v in self._last_line.items() if k[1] != game}
+            if (op, game) in self._ended:
+                return  # e.g. -failed after -all-peers-gone: one end, one sentence
+            self._ended.add((op, game))
+            if phase == "finished":
+                self.note(f"{op} {game}: finished", "green")
+            elif phase == "cancelled":
+                self.note(failure(event), "yellow")
+            else:
+                self.error(failure(event))
+            self._requery.set()
+
+    def say(self, text: str) -> None:
+        """A plain line when piped; in the live view a line in the recent list."""
+        if self.live_mode:
+            self.note(text, "")
+        else:
+            print(text, flush=True)
+
+    def note(self, text: str, style: str) -> None:
+        if self.live_mode:
+            self.messages.append((time.strftime("%H:%M:%S"), text, style))
+        else:
+            print(text, flush=True)
+
+    def error(self, text: str) -> None:
+        if self.live_mode:
+            self.messages.append((time.strftime("%H:%M:%S"), text, "bold red"))
+        else:
+            print(f"error: {text}", flush=True)
+
+    # -------------------------------------------------------------- output
+    def print_header(self) -> None:
+        r = self.ready
+        state = StateDir(self.config.state_dir)
+        name = f" ({r['name']})" if r.get("name") else ""
+        created = {True: " (created)", False: ""}
+        lines = [
+            f"Lanspread {r.get('version', '')} peer {r['peer_id']}{name}",
+            f"  games dir     {r['games_dir']}{created[self.created['games']]}",
+            f"  state dir     {r['state_dir']}{created[self.created['state']]}",
+            f"  control       {r['control']} (QUIC, for other peers)",
+            f"  local control {state.control_socket} (for 'lanspread status', 'install' ...)",
+        ]
+        for line in lines:
+            if self.live_mode:
+                self.console.print(Text(line))
+            else:
+                print(line, flush=True)
+
+    def plain_games(self) -> None:
+        """Print each game whose state in words changed since the last print."""
+        seen = set()
+        for entry in self.games:
+            gid = entry["id"]
+            seen.add(gid)
+            words = _state_words(entry)
+            if self._shown.get(gid) != words:
+                self._shown[gid] = words
+                print(f"game {gid} ({entry.get('name', gid)}): {words}", flush=True)
+        for gid in sorted(set(self._shown) - seen):
+            del self._shown[gid]
+            print(f"game {gid}: no longer here or on any peer", flush=True)
+
+    def render(self, stopped: bool = False) -> RenderableType:
+        """The view, with the peer and game tables cut to fit the terminal's height."""
+        top: list[RenderableType] = [self._summary(stopped)]
+        bottom: list[RenderableType] = []
+        if len(self.bars):
+            bottom += [Text("Operations", style="bold"), self.progress]
+        if self.messages:
+            recent = Text()
+            for stamp, text, style in self.messages:
+                recent.append(f"{stamp} ", style="dim")
+                recent.append(text + "\n", style=style)
+            recent.rstrip()
+            bottom += [Text("Recent", style="bold"), recent]
+        if not stopped:
+            bottom.append(Text("Ctrl-C stops this peer.", style="dim"))
+        # rows left for the tables: each table costs 5 lines besides its rows
+        used = 1 + 2 * bool(self.bars) + len(self.bars) + len(self.messages)
+        used += bool(self.messages) + (not stopped)
+        room = max(4, self.console.size.height - used - 2 * 5 - 2)
+        peer_rows = min(len(self.peers), max(2, room // 3))
+        return Group(
+            *top,
+            self._peer_table(peer_rows),
+            self._game_table(max(2, room - peer_rows)),
+            *bottom,
+        )
+
+    def _summary(self, stopped: bool) -> Text:
+        serving = sum(1 for g in self.games if g.get("availability") == "ready")
+        text = Text()
+        text.append(f"Peer {self.ready['peer_id'][:8]}", style="bold")
+        if self.ready.get("name"):
+            text.append(f" ({self.ready['name']})")
+        text.append(f" · {plural(len(self.peers), 'peer')} · serving {serving}")
+        if self.outbound is not None:
+            text.append(f" · {plural(self.outbound, 'outbound transfer')}")
+        if stopped:
+            text.append(
+                " · failed" if self.handle.failure else " · stopped",
+                style="bold red" if self.handle.failure else "bold",
+            )
+        return text
+
+    def _peer_table(self, rows: int) -> RenderableType:
+        if not self.peers:
+            return Text("No other peers yet.", style="dim")
+        table = Table(title="Peers", title_justify="left", caption_justify="left", expand=False)
+        for column in ("Peer", "Address", "Games", "Last seen"):
+            table.add_column(column)
+        since = time.monotonic() - self.peers_at
+        peers = sorted(self.peers.values(), key=_peer_name)
+        if len(peers) > rows:
+            table.caption = f"… and {plural(len(peers) - rows + 1, 'more peer')}"
+            peers = peers[: rows - 1]
+        for peer in peers:
+            games = peer.get("games") or []
+            age = float(peer.get("last_seen_s") or 0) + since
+            table.add_row(
+                _peer_name(peer),
+                str(peer.get("addr", "?")),
+                str(len(games) if isinstance(games, list) else games),
+                "just now" if age < 1.5 else f"{age:.0f}s ago",
+            )
+        return table
+
+    def _game_table(self, rows: int) -> RenderableType:
+        if not self.games:
+            return Text(f"No games in {self.ready['games_dir']} or on other peers.", style="dim")
+        table = Table(title="Library", title_justify="left", caption_justify="left", expand=False)
+        for column in ("Game", "Name", "Version", "Size", "Installed", "State"):
+            table.add_column(column, justify="right" if column == "Size" else "left")
+        games = self.games
+        if len(games) > rows:
+            # busy games first: what is happening must stay in view
+            games = sorted(games, key=lambda g: not g.get("active"))[: rows - 1]
+            games.sort(key=lambda g: str(g["id"]))
+            more = len(self.games) - len(games)
+            table.caption = f"… and {plural(more, 'more game')}; 'lanspread games' lists all"
+        for entry in games:
+            words = availability(entry)
+            style = "green" if words == "Ready" else "cyan" if "Available" in words else ""
+            table.add_row(
+                str(entry["id"]),
+                str(entry.get("name") or ""),
+                str(entry.get("version") or entry.get("catalog_version") or "-"),
+                size(entry.get("size")),
+                "yes" if entry.get("installed") else "-",
+                Text(words, style=style),
+            )
+        return table
+
+
+def _state_words(entry: dict[str, Any]) -> str:
+    words = availability(entry)
+    if entry.get("installed") and entry.get("availability") != "local_only":
+        return f"{words}, installed"
+    return words
+
+
+def _peer_name(peer: dict[str, Any]) -> str:
+    return str(peer.get("name") or str(peer.get("peer_id") or "?")[:8])
+
+
+def _stderr_handlers() -> list[logging.StreamHandler]:  # type: ignore[type-arg]
+    return [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+        and getattr(h, "stream", None) in (sys.stderr, sys.__stderr__)
+    ]
