@@ -13,7 +13,6 @@ import click
 
 from lanspread_core.cli_common import library_options, provider_option, registry_of
 from lanspread_core.config import HostPort, PeerConfig
-from lanspread_core.controlsocket import ControlSocketError, serve_control_socket
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.logfile import close_log_file, log_events, open_log_file
 from lanspread_core.plugins import Registry
@@ -149,12 +148,6 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
 async def _start_extras(
     tg: anyio.abc.TaskGroup, handle: PeerRuntimeHandle, state: StateDir
 ) -> None:
-    # TODO(lead): the control socket belongs under the runtime's supervisor as
-    # a BEST_EFFORT service; it lives here until runtime.py grows that hook.
-    try:
-        await tg.start(serve_control_socket, handle, state.control_socket)
-    except ControlSocketError as exc:
-        log.warning("no local control socket: %s", exc)
     tg.start_soon(log_events, handle)
     tg.start_soon(_stop_on_signal, handle)
 

@@ -1,82 +1,237 @@
-"""``lanspread demo``: a short tour on fixture games in a temporary folder.
+"""``lanspread demo``: three real peers on loopback, in a temporary folder.
 
-Every step is a real ``lanspread`` process, exactly what a user would type,
-so the demo shows the product and not a special code path.
+It shows the product, not a special code path: three ``lanspread peer``
+processes (the JSONL harness) with the fixture sets alpha, bravo and charlie,
+finding each other, a multi-source download of the game alpha and bravo
+share, a stream-install, and every peer's library; then it cleans up.
 """
 
 from __future__ import annotations
 
-import shlex
+import json
+import queue
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
 
 from lanspread_core.errors import LanspreadError
+
+SETS = ("alpha", "bravo", "charlie")
+GAME_SIZE = "24MiB"
 
 
 class DemoFailed(LanspreadError):
     pass
 
 
-def _step(title: str, *args: str | Path) -> None:
-    argv = [sys.executable, "-m", "lanspread_core", *map(str, args)]
-    shown = "lanspread " + " ".join(shlex.quote(str(a)) for a in args)
-    click.secho(f"\n== {title}", bold=True)
-    click.secho(f"$ {shown}", fg="cyan")
-    proc = subprocess.run(argv, text=True, capture_output=True, timeout=120)
-    click.echo(proc.stdout.rstrip())
-    if proc.stderr.strip():
-        click.echo(proc.stderr.rstrip(), err=True)
-    if proc.returncode != 0:
-        raise DemoFailed(f"demo step '{shown}' failed with exit code {proc.returncode}")
+def _lanspread(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "lanspread_core", *map(str, args)]
+
+
+class DemoPeer:
+    """One ``lanspread peer`` process and its JSONL records."""
+
+    def __init__(self, name: str, work: Path, catalog: Path, peers: list[str]) -> None:
+        self.name = name
+        argv = _lanspread(
+            "peer", "--games-dir", work / "games", "--state-dir", work / "state",
+            "--catalog", catalog, "--listen", "127.0.0.1:0", "--discovery", "static",
+            "--name", name, *[a for p in peers for a in ("--peer", p)],
+        )  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.results: dict[int, dict[str, Any]] = {}
+        self._cond = threading.Condition()
+        self._next = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        ready = self.wait_event("ready", 30)
+        self.peer_id: str = ready["peer_id"]
+        self.control: str = ready["control"]
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            record = json.loads(line)
+            if record["kind"] == "event":
+                self.events.put(record)
+            else:
+                with self._cond:
+                    self.results[record["id"]] = record
+                    self._cond.notify_all()
+
+    def wait_event(self, name: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            if event["event"] == name:
+                return event
+        raise DemoFailed(f"{self.name} did not report {name} within {timeout:g}s")
+
+    def send(self, cmd: str, **fields: Any) -> int:
+        self._next += 1
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"id": self._next, "cmd": cmd, **fields}).encode() + b"\n")
+        self.proc.stdin.flush()
+        return self._next
+
+    def result(self, cid: int, timeout: float = 60) -> dict[str, Any]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: cid in self.results, timeout):
+                raise DemoFailed(f"{self.name} did not answer in {timeout:g}s")
+            record = self.results.pop(cid)
+        if record["kind"] == "error":
+            raise DemoFailed(f"{self.name}: {record['error']}")
+        return record["result"]
+
+    def call(self, cmd: str, timeout: float = 60, **fields: Any) -> dict[str, Any]:
+        return self.result(self.send(cmd, **fields), timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send("shutdown")
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+
+
+def _library(console: Console, peer: DemoPeer) -> None:
+    table = Table(title=f"{peer.name}'s library", title_justify="left")
+    for column in ("game", "here", "served by"):
+        table.add_column(column)
+    words = {"ready": "Ready", "local_only": "Installed, not shareable", "remote": "-"}
+    for game in peer.call("list-games")["games"]:
+        here = words.get(game["availability"], game["availability"])
+        if game["installed"] and game["availability"] == "ready":
+            here = "Ready, installed"
+        table.add_row(game["id"], here, f"{len(game['peers'])} peer(s)")
+    console.print(table)
+
+
+def _watch(console: Console, peer: DemoPeer, op: str, game: str, cid: int) -> dict[str, Any]:
+    """A progress bar from the peer's events until the operation has ended."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[src]}"),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"{op} {game}", total=None, src="")
+        while cid not in peer.results:
+            try:
+                event = peer.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if event["event"] == f"{op}-progress":
+                sources = event.get("active_peers") or 0
+                bar.update(
+                    task,
+                    completed=event["bytes"],
+                    total=event["total"],
+                    src=f"from {sources} peer{'s' if sources != 1 else ''}",
+                )
+    return peer.result(cid)
+
+
+def run_demo(console: Console) -> None:
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="lanspread-demo-"))
+    catalog = work / "catalog.json"
+    peers: list[DemoPeer] = []
+    try:
+        console.rule("1. three machines, each with its own fixture games")
+        for name in SETS:
+            subprocess.run(
+                _lanspread("fixtures", "create", work / name / "games", "--set", name,
+                           "--size", GAME_SIZE, "--catalog", catalog),
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            console.print(
+                f"{name}: {', '.join(sorted(p.name for p in (work / name / 'games').iterdir()))}"
+            )
+
+        console.rule("2. they start and find each other")
+        for name in SETS:
+            peer = DemoPeer(name, work / name, catalog, [p.control for p in peers])
+            peers.append(peer)
+            console.print(f"{name} is up: peer {peer.peer_id[:8]} on {peer.control}")
+        for peer in peers:
+            peer.call("wait-peers", count=2, timeout_ms=10_000, timeout=15)
+            console.print(f"{peer.name} sees {len(peer.call('peers')['peers'])} peers")
+        alpha, bravo, charlie = peers
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            games = {g["id"]: g for g in charlie.call("list-games")["games"]}
+            if len(games.get("borealis", {}).get("peers", [])) >= 2:
+                break
+            time.sleep(0.1)
+
+        console.rule("3. charlie downloads borealis from alpha and bravo at once")
+        result = _watch(
+            console,
+            charlie,
+            "download",
+            "borealis",
+            charlie.send("download", game_id="borealis", wait=True),
+        )
+        names = {p.peer_id: p.name for p in peers}
+        split = ", ".join(f"{names[k]} {v / 2**20:.0f} MiB" for k, v in result["peers"].items())
+        console.print(f"verified and installed ({result['provider']}): {split}")
+
+        console.rule("4. alpha has no room for archives: it stream-installs dunes from charlie")
+        result = _watch(
+            console,
+            alpha,
+            "stream-install",
+            "dunes",
+            alpha.send("stream-install", game_id="dunes", wait=True),
+        )
+        console.print(f"{result['files']} files installed from {names[result['peer']]}")
+
+        console.rule("5. the libraries now")
+        time.sleep(0.5)
+        for peer in peers:
+            _library(console, peer)
+    finally:
+        for peer in peers:
+            peer.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    console.print(f"[green]demo finished in {time.monotonic() - started:.1f}s[/green]")
 
 
 @click.command()
-@click.option("--keep", is_flag=True, help="Keep the temporary folder and print where it is.")
-def demo(keep: bool) -> None:
-    """Show Lanspread on fixture games in a temporary folder, then clean up.
+def demo() -> None:
+    """Run three peers on this machine and show what Lanspread does, then clean up.
+
+    Creates the fixture sets alpha, bravo and charlie in a temporary folder,
+    starts a peer for each, downloads the game alpha and bravo share from both
+    at once, stream-installs a game, and prints every peer's library.
 
     Example: lanspread demo
     """
-    started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="lanspread-demo-"))
-    games, state, catalog = tmp / "games", tmp / "state", tmp / "catalog.json"
-    lib = ("--games-dir", games, "--state-dir", state, "--catalog", catalog)
-    try:
-        _step("Installed plugins and providers", "plugins")
-        _step(
-            "Fixture set alpha: real RAR archives",
-            "fixtures",
-            "create",
-            games,
-            "--set",
-            "alpha",
-            "--catalog",
-            catalog,
-        )
-        _step("The library", "scan", *lib)
-        _step("What a provider sees in a game", "inspect", games / "borealis")
-        _step(
-            "Install with the official unrar library",
-            "install",
-            "aurora",
-            *lib,
-            "--provider",
-            "unrar",
-        )
-        _step("Install with libarchive", "install", "borealis", *lib, "--provider", "libarchive")
-        _step("Update keeps your own files", "update", "aurora", *lib)
-        _step("The library afterwards", "scan", *lib)
-        _step("Uninstall", "uninstall", "borealis", *lib)
-    finally:
-        if keep:
-            click.echo(f"\nkept {tmp}")
-        else:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-    click.secho(f"\ndemo finished in {time.monotonic() - started:.1f}s", fg="green")
+    run_demo(Console())

@@ -247,6 +247,11 @@ class PeerRuntime:
                     lambda b=backend: b.run(self._announcement(), self),
                 )
             sup.start("liveness", Policy.RESTART, self._liveness)
+            socket_ready = _Ready()
+            sup.start(
+                "control-socket", Policy.BEST_EFFORT, lambda: self._control_socket(socket_ready)
+            )
+            await socket_ready.event.wait()
             self.bus.publish(self.ready_event())
             task_status.started(PeerRuntimeHandle(self))
             await self._stop.wait()
@@ -268,6 +273,17 @@ class PeerRuntime:
             tg.cancel_scope.cancel()
         if not ready.event.is_set():
             raise StartupError(self.failure or f"{what} did not start")
+
+    async def _control_socket(self, ready: _Ready) -> None:
+        """The local JSONL endpoint (``<state>/control.sock``) for client commands."""
+        from lanspread_core.controlsocket import serve_control_socket
+
+        try:
+            await serve_control_socket(
+                PeerRuntimeHandle(self), self.state.control_socket, task_status=ready
+            )
+        finally:
+            ready.event.set()  # a peer without its socket still runs (best effort)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -639,17 +655,22 @@ class PeerRuntime:
     ) -> Callable[[int, int], None]:
         """A progress callback for worker threads: at most 4 events a second."""
         last = 0.0
+        started = time.monotonic()
 
         def progress(done_bytes: int, total: int) -> None:
             nonlocal last
             now = time.monotonic()
             if now - last >= PROGRESS_INTERVAL or done_bytes == total:
                 last = now
+                rate = done_bytes / max(1e-6, now - started)
                 event = {
                     "event": f"{kind}-progress",
                     "game_id": game_id,
                     "bytes": done_bytes,
                     "total": total,
+                    "rate": round(rate),
+                    "eta": round((total - done_bytes) / rate, 1) if rate > 0 else None,
+                    "active_peers": active_peers,
                 }
                 self._loop.call_soon_threadsafe(self.bus.publish, event)
 
@@ -734,7 +755,25 @@ class PeerRuntime:
                 self.ops.end(game_id)
             if install:
                 kind = "update" if is_installed(root) else "install"
-                installed = await self.transaction(kind, game_id)(token)
+                # the install phase has its own lifecycle, so front-ends can show it
+                self.bus.publish(
+                    {"event": f"{kind}-begin", "game_id": game_id, "after": "download"}
+                )
+                try:
+                    installed = await self.transaction(kind, game_id)(token)
+                except LanspreadError as exc:
+                    self.bus.publish(
+                        {
+                            "event": f"{kind}-failed",
+                            "game_id": game_id,
+                            "op": kind,
+                            "error": str(exc),
+                        }
+                    )
+                    raise
+                self.bus.publish(
+                    {"event": f"{kind}-finished", "game_id": game_id, "op": kind, **installed}
+                )
                 result["installed"] = kind
                 result["provider"] = installed["provider"]
             return result
