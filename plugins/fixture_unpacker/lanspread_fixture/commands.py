@@ -35,6 +35,8 @@ def fixtures() -> None:
 
     Sets overlap: alpha and bravo share a game, bravo and charlie share
     another. The same set and size always give byte-identical files.
+
+    Example: lanspread fixtures create ~/games --set alpha --catalog ~/games/catalog.json
     """
 
 
