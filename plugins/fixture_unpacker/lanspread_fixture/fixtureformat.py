@@ -46,6 +46,7 @@ from typing import Any, BinaryIO
 
 from lanspread_core.archive import Entry, EntryKind
 from lanspread_core.errors import ArchiveError
+from lanspread_fixture.counted import write_counted
 
 MAGIC = b"LSFX1\n"
 END_MARK = b"LSFX-END\n"
@@ -136,17 +137,7 @@ class FixtureWriter:
         # crc32 is the last key, so the last placeholder in the header is its value.
         crc_at = fh.tell() + header.rindex(_CRC_PLACEHOLDER) + 1
         fh.write(header)
-        crc = 0
-        written = 0
-        for chunk in chunks:
-            view = memoryview(chunk)
-            written += len(view)
-            if written > size:
-                raise ValueError(f"{name!r}: chunks yield more than the promised {size} bytes")
-            crc = zlib.crc32(view, crc)
-            fh.write(view)
-        if written != size:
-            raise ValueError(f"{name!r}: chunks yield {written} bytes, not the promised {size}")
+        crc = write_counted(fh, name, size, chunks)
         end = fh.tell()
         fh.seek(crc_at, os.SEEK_SET)
         fh.write(f"{crc:08x}".encode("ascii"))

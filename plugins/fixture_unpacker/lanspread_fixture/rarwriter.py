@@ -47,6 +47,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from lanspread_fixture.counted import write_counted
+
 SIGNATURE = b"Rar!\x1a\x07\x01\x00"
 
 # Header types.
@@ -225,17 +227,7 @@ class RarWriter:
         fh = self._file()
         start = fh.tell()
         fh.write(self._file_header(encoded, size, 0, False))
-        crc = 0
-        written = 0
-        for chunk in chunks:
-            view = memoryview(chunk)
-            written += len(view)
-            if written > size:
-                raise ValueError(f"{name!r}: chunks yield more than the promised {size} bytes")
-            crc = zlib.crc32(view, crc)
-            fh.write(view)
-        if written != size:
-            raise ValueError(f"{name!r}: chunks yield {written} bytes, not the promised {size}")
+        crc = write_counted(fh, name, size, chunks)
         end = fh.tell()
         fh.seek(start, os.SEEK_SET)
         fh.write(self._file_header(encoded, size, crc, False))
