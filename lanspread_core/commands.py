@@ -15,6 +15,7 @@ from lanspread_core.config import HostPort
 from lanspread_core.download import check_version_file
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.layout import game_root
+from lanspread_core.peerops import download_body, stream_install_body, transaction
 
 if TYPE_CHECKING:
     from lanspread_core.runtime import PeerRuntime
@@ -174,9 +175,9 @@ def _operation(kind: str) -> Handler:
         wait = _flag(cmd, "wait", False)
         game_root(rt.config.games_dir, gid)  # a bad id fails now, not as a later event
         if kind == "update" and _newer_on_peers(rt, gid):
-            return await rt.run_operation("download", gid, rt.download_body(gid, True), wait)
+            return await rt.run_operation("download", gid, download_body(rt, gid, True), wait)
         rt.tx.require_root(gid)  # a missing game fails now too
-        return await rt.run_operation(kind, gid, rt.transaction(kind, gid), wait)
+        return await rt.run_operation(kind, gid, transaction(rt, kind, gid), wait)
 
     return run
 
@@ -191,7 +192,7 @@ async def download(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
     game_root(rt.config.games_dir, gid)
     install = _flag(cmd, "install", True)
     wait = _flag(cmd, "wait", False)
-    return await rt.run_operation("download", gid, rt.download_body(gid, install), wait)
+    return await rt.run_operation("download", gid, download_body(rt, gid, install), wait)
 
 
 @command("stream-install")
@@ -199,7 +200,7 @@ async def stream_install(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]
     gid = _str(cmd, "game_id")
     game_root(rt.config.games_dir, gid)
     wait = _flag(cmd, "wait", False)
-    return await rt.run_operation("stream-install", gid, rt.stream_install_body(gid), wait)
+    return await rt.run_operation("stream-install", gid, stream_install_body(rt, gid), wait)
 
 
 @command("cancel")

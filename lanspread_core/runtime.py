@@ -30,24 +30,15 @@ from lanspread_core.config import HostPort, PeerConfig
 from lanspread_core.control import ControlEndpoint, ControlPool, PeerError, serve_control
 from lanspread_core.dataplane.errors import TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
-from lanspread_core.dataplane.protocol import encode_request
 from lanspread_core.dataplane.server import serve_data
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.discovery.base import Announcement, SeenPeer
-from lanspread_core.diskspace import NotEnoughSpace, check_free_space
 from lanspread_core.download import (
     AllSourcesGone,
-    Download,
-    DownloadJob,
-    check_version_file,
-    choose_manifest,
-    manifests_from,
-    sources_for,
 )
 from lanspread_core.errors import Cancelled, LanspreadError, UsageError
 from lanspread_core.eventbus import Event, EventBus, Subscription
 from lanspread_core.identity import Identity, load_or_create_identity
-from lanspread_core.layout import is_downloaded, is_installed
 from lanspread_core.library import Library
 from lanspread_core.monitor import run_monitor
 from lanspread_core.operations import OperationTable
@@ -56,10 +47,9 @@ from lanspread_core.plugins import Registry
 from lanspread_core.selection import choose
 from lanspread_core.served import ServedLibrary
 from lanspread_core.statedir import StateDir, locked
-from lanspread_core.streamrecv import receive_stream
 from lanspread_core.streamsend import send_stream
 from lanspread_core.supervisor import Policy, RequiredServiceFailed, Supervisor
-from lanspread_core.transactions import Outcome, TransactionError, Transactions
+from lanspread_core.transactions import Transactions
 from lanspread_core.wire import (
     PROTO_VER,
     Ack,
@@ -676,24 +666,6 @@ class PeerRuntime:
 
         return progress
 
-    def transaction(self, kind: str, game_id: str) -> OperationBody:
-        """The body of a local transaction: a worker thread, writers exclusive of readers."""
-        work = getattr(self.tx, kind.replace("-", "_"))
-
-        async def body(token: CancelToken) -> dict[str, Any]:
-            kwargs: dict[str, Any] = {}
-            if kind in ("install", "update"):
-                kwargs = {"token": token, "progress": self.progress_publisher(kind, game_id)}
-            if kind in ("update", "remove-download"):
-                # readers first: block new transfers, cancel live ones and wait for them
-                async with self.outbound.exclusive(game_id):
-                    outcome = await anyio.to_thread.run_sync(lambda: work(game_id, **kwargs))
-            else:
-                outcome = await anyio.to_thread.run_sync(lambda: work(game_id, **kwargs))
-            return {"provider": outcome.provider}
-
-        return body
-
     async def run_operation(
         self, kind: str, game_id: str, body: OperationBody, wait: bool
     ) -> dict[str, Any]:
@@ -735,130 +707,6 @@ class PeerRuntime:
         if "error" in result:
             raise CommandError(result["error"])
         return result
-
-    def download_body(self, game_id: str, install: bool) -> OperationBody:
-        """Download the catalog version from peers, then install or update it."""
-        cat = self.catalog.get(game_id)
-        if cat is None:
-            raise CommandError(f"{game_id} is not in the catalog")
-        root = self.config.games_dir / game_id
-        if is_downloaded(root) and check_version_file(root) == cat.version:
-            raise CommandError(f"{game_id} {cat.version} is already downloaded")
-
-        async def body(token: CancelToken) -> dict[str, Any]:
-            job = DownloadJob(game_id, cat.version, install, token.event)
-            self.ops.begin(game_id, "download")
-            try:
-                async with self.outbound.exclusive(game_id):
-                    result = await Download(self, job).run()
-            finally:
-                self.ops.end(game_id)
-            if install:
-                kind = "update" if is_installed(root) else "install"
-                # the install phase has its own lifecycle, so front-ends can show it
-                self.bus.publish(
-                    {"event": f"{kind}-begin", "game_id": game_id, "after": "download"}
-                )
-                try:
-                    installed = await self.transaction(kind, game_id)(token)
-                except LanspreadError as exc:
-                    self.bus.publish(
-                        {
-                            "event": f"{kind}-failed",
-                            "game_id": game_id,
-                            "op": kind,
-                            "error": str(exc),
-                        }
-                    )
-                    raise
-                self.bus.publish(
-                    {"event": f"{kind}-finished", "game_id": game_id, "op": kind, **installed}
-                )
-                result["installed"] = kind
-                result["provider"] = installed["provider"]
-            return result
-
-        return body
-
-    def stream_install_body(self, game_id: str) -> OperationBody:
-        """Install by streaming from a validated peer; on failure try the next one."""
-        cat = self.catalog.get(game_id)
-        if cat is None:
-            raise CommandError(f"{game_id} is not in the catalog")
-        if is_installed(self.config.games_dir / game_id):
-            raise CommandError(f"{game_id} is already installed; uninstall it first")
-
-        async def body(token: CancelToken) -> dict[str, Any]:
-            peers = sources_for(self, game_id, cat.version)
-            if not peers:
-                raise CommandError(f"no peer serves {game_id} {cat.version}")
-            # the same validation as a download: only peers agreeing on the manifest
-            manifests = await manifests_from(self, peers, game_id)
-            trusted = cat.hashes.get("manifest")
-            _, agreeing = choose_manifest(manifests, len(peers), trusted or None)
-            failures: list[str] = []
-            for peer_id in agreeing:
-                peer = self.peers.get(peer_id)
-                if peer is None:
-                    continue
-                try:
-                    return await self._stream_from(peer, game_id, token)
-                except (Cancelled, NotEnoughSpace, TransactionError):
-                    raise
-                except (LanspreadError, OSError) as exc:
-                    failures.append(f"{peer_id[:8]}: {exc}")
-                    self.bus.publish(
-                        {
-                            "event": "stream-install-retry",
-                            "game_id": game_id,
-                            "peer_id": peer_id,
-                            "error": str(exc),
-                        }
-                    )
-            raise AllSourcesGone(
-                f"no peer could stream {game_id}: " + "; ".join(failures or ["none left"])
-            )
-
-        return body
-
-    async def _stream_from(
-        self, peer: RemotePeer, game_id: str, token: CancelToken
-    ) -> dict[str, Any]:
-        reply = await self.pool.request(
-            peer.host, peer.port, StreamInstall(self.identity.peer_id, game_id), timeout=15
-        )
-        if not isinstance(reply, TransferGrant):
-            raise CommandError(f"{peer.peer_id[:8]} refused the stream-install")
-        progress = self.progress_publisher("stream-install", game_id, active_peers=1)
-        games_dir = self.config.games_dir
-        state = {"done": 0, "total": 0}
-
-        def on_total(total: int) -> None:
-            check_free_space(games_dir, total, f"stream-install {game_id}")
-            state["total"] = total
-
-        def on_bytes(n: int) -> None:
-            state["done"] += n
-            progress(state["done"], state["total"])
-
-        def fill(staging: Path) -> Outcome:
-            with socket.create_connection((peer.host, reply.data_port), timeout=15) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-                sock.sendall(encode_request(reply.token))
-                sock.settimeout(30)
-                got = receive_stream(sock, staging, token.event, on_total, on_bytes)
-            return Outcome(game_id, "stream-install", None, got.files, got.bytes)
-
-        started = time.monotonic()
-        outcome = await anyio.to_thread.run_sync(self.tx.stream_install, game_id, fill)
-        seconds = time.monotonic() - started
-        return {
-            "peer": peer.peer_id,
-            "files": outcome.files,
-            "bytes": outcome.bytes,
-            "seconds": round(seconds, 3),
-            "rate": outcome.bytes / seconds if seconds else 0.0,
-        }
 
     async def wait_peers(self, count: int, timeout: float) -> int:
         with anyio.move_on_after(timeout):
