@@ -29,11 +29,9 @@ from lanspread_core.control.config import (
 )
 from lanspread_core.control.errors import PeerError, PeerUnreachable
 from lanspread_core.wire import (
-    MAX_FRAME,
     Error,
-    FrameDecoder,
-    MalformedMessage,
     Message,
+    OneFrame,
     WireError,
     encode_message,
     parse_message,
@@ -273,7 +271,7 @@ class ControlPool:
 
 @dataclass
 class _Pending:
-    decoder: FrameDecoder = field(default_factory=lambda: FrameDecoder(MAX_FRAME))
+    frame: OneFrame = field(default_factory=lambda: OneFrame("answer"))
     done: anyio.Event = field(default_factory=anyio.Event)
     payload: bytes | None = None
     error: BaseException | None = None
@@ -339,15 +337,7 @@ class _ClientProtocol(QuicConnectionProtocol):
 
     def _on_data(self, event: StreamDataReceived, pending: _Pending) -> None:
         try:
-            frames = pending.decoder.feed_raw(event.data)
-            if pending.payload is None and frames:
-                pending.payload = frames.pop(0)
-            if frames or (pending.payload is not None and pending.decoder.buffered):
-                raise MalformedMessage("a stream carries one answer, and this one carries more")
-            if event.end_stream:
-                pending.decoder.check_complete()
-                if pending.payload is None:
-                    raise MalformedMessage("the stream ended before an answer")
+            payload = pending.frame.feed(event.data, event.end_stream)
         except WireError as exc:
             pending.finish(
                 error=PeerError(
@@ -356,8 +346,8 @@ class _ClientProtocol(QuicConnectionProtocol):
             )
             self._abandon(event.stream_id)
             return
-        if event.end_stream:
-            pending.finish(payload=pending.payload)
+        if payload is not None:
+            pending.finish(payload=payload)
 
     def _abandon(self, stream_id: int) -> None:
         """Tell the peer to stop working on (and sending) this request."""

@@ -41,15 +41,13 @@ from lanspread_core.control.config import (
 from lanspread_core.control.errors import ListenError
 from lanspread_core.identity import Identity
 from lanspread_core.wire import (
-    MAX_FRAME,
     Error,
-    FrameDecoder,
     FrameTooLarge,
     GameManifest,
     LibraryDelta,
     LibrarySnapshot,
-    MalformedMessage,
     Message,
+    OneFrame,
     WireError,
     encode_message,
     parse_message,
@@ -192,8 +190,7 @@ def _encode_reply(reply: Message) -> bytes:
 class _Inbound:
     """A request stream still receiving."""
 
-    decoder: FrameDecoder = field(default_factory=lambda: FrameDecoder(MAX_FRAME))
-    payload: bytes | None = None
+    frame: OneFrame = field(default_factory=lambda: OneFrame("request"))
     rejected: bool = False  # already answered with an Error; drop the rest
 
 
@@ -268,24 +265,15 @@ class _ServerProtocol(QuicConnectionProtocol):
                 del self._inbound[stream_id]
             return
         try:
-            frames = state.decoder.feed_raw(event.data)
-            if state.payload is None and frames:
-                state.payload = frames.pop(0)
-            if frames or (state.payload is not None and state.decoder.buffered):
-                raise MalformedMessage("a stream carries one request, and this one carries more")
-            if event.end_stream:
-                state.decoder.check_complete()
-                if state.payload is None:
-                    raise MalformedMessage("the stream ended before a request")
+            payload = state.frame.feed(event.data, event.end_stream)
         except WireError as exc:
             self._reject(stream_id, state, Error.from_wire_error(exc), event.end_stream)
             return
-        if not event.end_stream:
+        if payload is None:
             return
         del self._inbound[stream_id]
-        assert state.payload is not None
         self._jobs[stream_id] = None
-        if not self._submit(_Job(self, stream_id, state.payload, self._remote())):
+        if not self._submit(_Job(self, stream_id, payload, self._remote())):
             del self._jobs[stream_id]
 
     def _reject(self, stream_id: int, state: _Inbound, error: Error, ended: bool) -> None:
@@ -295,7 +283,7 @@ class _ServerProtocol(QuicConnectionProtocol):
             self._inbound.pop(stream_id, None)
         else:
             state.rejected = True
-            state.decoder = FrameDecoder(0)  # drop what it held
+            state.frame = OneFrame("request", max_frame=0)  # drop what it held
             self._stop(stream_id)
 
     def _stop(self, stream_id: int) -> None:

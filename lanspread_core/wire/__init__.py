@@ -15,7 +15,7 @@ from lanspread_core.wire.errors import (
     UnknownMessageType,
     WireError,
 )
-from lanspread_core.wire.framing import MAX_FRAME, FrameDecoder, encode_frame, loads
+from lanspread_core.wire.framing import MAX_FRAME, FrameDecoder, OneFrame, encode_frame, loads
 from lanspread_core.wire.messages import (
     MAX_TRANSFER_RANGES,
     MESSAGES,
@@ -71,6 +71,7 @@ __all__ = [
     "ByteRange",
     "Error",
     "FrameDecoder",
+    "OneFrame",
     "FrameTooLarge",
     "GameInfo",
     "GameManifest",

@@ -141,3 +141,30 @@ def _json_kind(obj: object) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).split("\n", 1)[0][:120]
+
+
+class OneFrame:
+    """The rule of the control plane: one stream carries exactly one frame.
+
+    Feed a stream's data as it arrives; at its end :meth:`feed` returns the
+    frame. More than one frame, trailing bytes, or an end before a whole
+    frame raise :class:`MalformedMessage` naming ``what`` the frame should be.
+    """
+
+    def __init__(self, what: str, max_frame: int = MAX_FRAME) -> None:
+        self.what = what
+        self.decoder = FrameDecoder(max_frame)
+        self.payload: bytes | None = None
+
+    def feed(self, data: bytes, end: bool) -> bytes | None:
+        frames = self.decoder.feed_raw(data)
+        if self.payload is None and frames:
+            self.payload = frames.pop(0)
+        if frames or (self.payload is not None and self.decoder.buffered):
+            raise MalformedMessage(f"a stream carries one {self.what}, and this one carries more")
+        if not end:
+            return None
+        self.decoder.check_complete()
+        if self.payload is None:
+            raise MalformedMessage(f"the stream ended before the {self.what}")
+        return self.payload
