@@ -134,7 +134,6 @@ class Download:
         self.created_root = False
         self.files: DownloadFiles | None = None
         self.planner: Planner | None = None
-        self._last_progress = 0.0
         self._started = time.monotonic()
         self._lock = threading.Lock()
         #: chunks verified and written, as they land (progress must not wait for a batch)
@@ -232,9 +231,8 @@ class Download:
         if self.files is not None:
             self.files.close()
             self.files.remove_payload()
-        for name in (SENTINEL_TMP,):
-            with contextlib.suppress(FileNotFoundError):
-                (self.root / name).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / SENTINEL_TMP).unlink()
         if self.created_root and self.root.is_dir() and not is_installed(self.root):
             with contextlib.suppress(OSError):
                 shutil.rmtree(self.root)
@@ -262,7 +260,7 @@ class Download:
         if outcome is not None:
             raise outcome
         self._transfer_seconds = time.monotonic() - self._transfer_started
-        self._emit_progress(planner, total, force=True)
+        self._emit_progress(planner, total)
 
     def _verdict(self, planner: Planner) -> LanspreadError | None:
         """Why the download must stop now, if it must."""
@@ -366,9 +364,9 @@ class Download:
             await anyio.sleep(PROGRESS_INTERVAL)
             self._emit_progress(planner, total)
 
-    def _emit_progress(self, planner: Planner, total: int, force: bool = False) -> None:
+    def _emit_progress(self, planner: Planner, total: int) -> None:
         with self._lock:
-            done = max(planner.done_bytes(), self._bytes_live)
+            done = self._bytes_live  # every verified chunk passes on_chunk before the planner
         elapsed = max(1e-6, time.monotonic() - self._started)
         per_peer = {pid: round(s.recent_rate()) for pid, s in planner.sources.items()}
         rate = sum(per_peer.values()) or done / elapsed

@@ -74,9 +74,6 @@ class Planner:
     def finished(self) -> bool:
         return len(self.done) == len(self.chunks)
 
-    def done_bytes(self) -> int:
-        return sum(self.chunks[i].length for i in self.done)
-
     def live_sources(self) -> list[Source]:
         return [s for s in self.sources.values() if not s.failed]
 
@@ -146,10 +143,6 @@ class Planner:
         if not source.failed:
             source.failed = why or "failed"
         self.unfinished(peer_id, sorted(source.busy))
-
-    def add_source(self, peer_id: str) -> None:
-        if peer_id not in self.sources:
-            self.sources[peer_id] = Source(peer_id)
 
     def _release(self, peer_id: str, index: int) -> None:
         self.sources[peer_id].busy.discard(index)

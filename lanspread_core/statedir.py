@@ -74,11 +74,6 @@ class StateDir:
         return self.path / "control.sock"
 
 
-def env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
-
-
 class StateDirBusy(LanspreadError):
     pass
 
