@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -16,8 +16,10 @@ from lanspread_core.config import HostPort, PeerConfig
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.logfile import close_log_file, log_events, open_log_file
 from lanspread_core.plugins import Registry
-from lanspread_core.runtime import PeerRuntimeHandle, start_peer
 from lanspread_core.statedir import StateDir, default_games_dir, default_state_dir
+
+if TYPE_CHECKING:  # the runtime pulls in aioquic; only a running peer needs it
+    from lanspread_core.runtime import PeerRuntimeHandle
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,8 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
     Next to the front-end run what every running peer has, whatever drives it:
     the local control socket, the event log, and a clean stop on SIGINT/SIGTERM.
     """
+    from lanspread_core.runtime import start_peer
+
     record = registry.frontends.get(frontend)
     if record is None:
         raise UsageError(

@@ -23,6 +23,7 @@ import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -30,7 +31,9 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from lanspread_core.errors import LanspreadError
 from lanspread_core.frontends.jsonl import MAX_LINE, serve_session
-from lanspread_core.runtime import PeerRuntimeHandle
+
+if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
+    from lanspread_core.runtime import PeerRuntimeHandle
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,13 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lanspread_core.present import failure, op_event, plural, progress_line
-from lanspread_core.runtime import PeerRuntimeHandle
 from lanspread_core.statedir import StateDir
+
+if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
+    from lanspread_core.runtime import PeerRuntimeHandle
 
 MAX_BYTES = 1 << 20
 BACKUPS = 5

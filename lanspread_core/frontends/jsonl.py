@@ -14,13 +14,15 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from lanspread_core.config import PeerConfig
 from lanspread_core.errors import LanspreadError
-from lanspread_core.runtime import PeerRuntimeHandle
+
+if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
+    from lanspread_core.runtime import PeerRuntimeHandle
 
 log = logging.getLogger(__name__)
 
