@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 ENV_FAULT = "LANSPREAD_FAULT"
 
@@ -65,6 +66,21 @@ SWITCHES: tuple[str, ...] = ("serve.corrupt_once",)
 def fault_enabled(name: str) -> bool:
     """Whether the environment turns on the switch ``name`` (read on every call)."""
     return os.environ.get(ENV_FAULT) == name
+
+
+_once_lock = threading.Lock()
+_fired: set[str] = set()
+
+
+def fault_once(name: str) -> bool:
+    """Whether switch ``name`` is on and has not fired yet in this process (then it has)."""
+    if not fault_enabled(name):
+        return False
+    with _once_lock:
+        if name in _fired:
+            return False
+        _fired.add(name)
+        return True
 
 
 def fault_point(name: str) -> None:

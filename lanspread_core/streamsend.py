@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from lanspread_core.archive import ArchiveProvider, Entry, EntryKind, ProbeResult
 from lanspread_core.dataplane.protocol import encode_status
 from lanspread_core.errors import ArchiveError, Cancelled, LanspreadError
-from lanspread_core.faults import fault_enabled
+from lanspread_core.faults import fault_once
 from lanspread_core.handoff import Handoff
 from lanspread_core.layout import root_archives
 from lanspread_core.wire.streamframes import (
@@ -37,21 +36,6 @@ from lanspread_core.wire.streamframes import (
 log = logging.getLogger(__name__)
 
 Choose = Callable[[list[Path]], tuple[ArchiveProvider, ProbeResult]]
-_switch_lock = threading.Lock()
-_switched: set[str] = set()
-
-
-def _once(name: str) -> bool:
-    """A fault switch that fires on the first use in this process only."""
-    if not fault_enabled(name):
-        return False
-    with _switch_lock:
-        if name in _switched:
-            return False
-        _switched.add(name)
-        return True
-
-
 #: small provider blocks are gathered into data frames of about this size
 COALESCE = 512 * 1024
 
@@ -119,12 +103,12 @@ class SocketSink:
     def _send_data(self, view: memoryview) -> None:
         while view:
             piece, view = view[:MAX_DATA], view[MAX_DATA:]
-            if _once("stream.corrupt_once"):
+            if fault_once("stream.corrupt_once"):
                 bad = bytearray(piece)
                 bad[len(bad) // 2] ^= 0xFF
                 log.warning("fault stream.corrupt_once: one byte flipped")
                 self._send(*frame(DATA, bytes(bad)))
-            elif _once("stream.truncate_once"):
+            elif fault_once("stream.truncate_once"):
                 log.warning("fault stream.truncate_once: ending the stream mid-file")
                 self._send(*frame(DATA, piece[: len(piece) // 2]))
                 self._out.close()

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
+from lanspread_core import faults
 from lanspread_core.dataplane import (
     ChunkJob,
     DataListenError,
@@ -33,7 +34,6 @@ from lanspread_core.dataplane import (
     fetch_ranges,
     serve_data,
 )
-from lanspread_core.dataplane import server as server_mod
 from lanspread_core.dataplane.protocol import encode_request, encode_status, parse_status
 from lanspread_core.errors import Cancelled
 from lanspread_core.faults import ENV_FAULT
@@ -353,7 +353,7 @@ async def test_corrupt_once_fault_gives_exactly_one_bad_chunk(
     root: Path, manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ENV_FAULT, "serve.corrupt_once")
-    monkeypatch.setattr(server_mod, "_corrupted", False)
+    monkeypatch.setattr(faults, "_fired", set())  # the switch fires once per process
     jobs = chunk_ranges(manifest)
     dest = tmp_path / "dest"
     dest.mkdir()

@@ -28,7 +28,6 @@ import os
 import socket
 import stat
 import struct
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -50,7 +49,7 @@ from lanspread_core.dataplane.protocol import (
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.entrypath import safe_relpath
 from lanspread_core.errors import UnsafeEntryError
-from lanspread_core.faults import fault_enabled
+from lanspread_core.faults import fault_once
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.framing import FrameDecoder
 from lanspread_core.wire.messages import ByteRange
@@ -279,7 +278,7 @@ def _send_blocking(
         sent = 0
         for r in ranges:
             fd = files.fd(r.path)
-            if r.length and _take_corruption():
+            if r.length and fault_once(_CORRUPT_SWITCH):
                 _send_corrupted(conn, fd, r)
             else:
                 _sendfile(conn, fd, r)
@@ -308,22 +307,6 @@ def _sendfile(conn: socket.socket, fd: int, r: ByteRange) -> None:
             raise OSError(errno.EIO, f"{r.path} ended at {offset} while being sent")
         offset += sent
         left -= sent
-
-
-_corrupt_lock = threading.Lock()
-_corrupted = False
-
-
-def _take_corruption() -> bool:
-    """The ``serve.corrupt_once`` fault switch: true for the first range ever sent."""
-    global _corrupted
-    if not fault_enabled(_CORRUPT_SWITCH):
-        return False
-    with _corrupt_lock:
-        if _corrupted:
-            return False
-        _corrupted = True
-        return True
 
 
 def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange) -> None:
