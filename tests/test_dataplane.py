@@ -22,6 +22,7 @@ import pytest
 from lanspread_core import faults
 from lanspread_core.dataplane import (
     ChunkJob,
+    DataConnection,
     DataListenError,
     DownloadFiles,
     Grant,
@@ -34,6 +35,8 @@ from lanspread_core.dataplane import (
     fetch_ranges,
     serve_data,
 )
+from lanspread_core.dataplane import link as link_module
+from lanspread_core.dataplane.link import DataLink
 from lanspread_core.dataplane.protocol import encode_request, encode_status, parse_status
 from lanspread_core.errors import Cancelled
 from lanspread_core.faults import ENV_FAULT
@@ -486,6 +489,113 @@ async def test_stopping_the_server_ends_live_transfers(root: Path) -> None:
             await wait_until(lambda: out.live_count == 1)
     assert out.live_count == 0
     sock.close()
+
+
+# -- one connection, many grants ----------------------------------------------
+
+
+def receive_on(conn: DataConnection, jobs: Sequence[ChunkJob], writer: Any) -> Results:
+    results = Results()
+    conn.receive(jobs, writer, cancel=threading.Event(), on_chunk=results)
+    return results
+
+
+@pytest.mark.anyio
+async def test_one_connection_carries_grants_back_to_back_and_pipelined(
+    root: Path, manifest: Manifest, tmp_path: Path
+) -> None:
+    jobs = chunk_ranges(manifest)
+    parts = [jobs[:3], jobs[3:5], jobs[5:]]
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    counts: list[int] = []
+    async with serving(root, outbound=OutboundTransfers(counts.append)) as (port, tokens, out):
+        files = DownloadFiles(dest, manifest)
+        link = DataLink("127.0.0.1", timeout=5)
+        tokens_ = [tokens.issue(GAME, PEER, ranges_of(part)) for part in parts]
+
+        def run() -> list[DataConnection]:
+            first = link.request(port, tokens_[0], pipelined=False)
+            # the second request goes out before a byte of the first is read
+            second = link.request(port, tokens_[1], pipelined=True)
+            assert not receive_on(first, parts[0], files).bad
+            assert not receive_on(second, parts[1], files).bad
+            third = link.request(port, tokens_[2], pipelined=False)
+            assert not receive_on(third, parts[2], files).bad
+            return [first, second, third]
+
+        conns = await anyio.to_thread.run_sync(run)
+        link.close()
+        files.close()
+        await wait_until(lambda: out.live_count == 0)
+    assert conns[0] is conns[1] is conns[2]  # one TCP connection for all three
+    for entry in manifest.files:
+        assert (dest / entry.path).read_bytes() == (root / entry.path).read_bytes()
+    assert counts.count(1) == 3  # each grant is registered as an outbound transfer
+
+
+@pytest.mark.anyio
+async def test_a_refused_grant_ends_its_connection_and_the_link_opens_another(
+    root: Path, manifest: Manifest
+) -> None:
+    jobs = chunk_ranges(manifest)
+    async with serving(root) as (port, tokens, _):
+        link = DataLink("127.0.0.1", timeout=5)
+        good = tokens.issue(GAME, PEER, ranges_of(jobs[:2]))
+        spent = tokens.issue(GAME, PEER, ranges_of(jobs[2:4]))
+        tokens.redeem(spent)
+        again = tokens.issue(GAME, PEER, ranges_of(jobs[2:4]))
+
+        def run() -> tuple[DataConnection, DataConnection]:
+            first = link.request(port, good, pipelined=False)
+            link.request(port, spent, pipelined=True)
+            assert not receive_on(first, jobs[:2], NullWriter()).bad
+            with pytest.raises(SourceRefused, match="already used"):
+                receive_on(first, jobs[2:4], NullWriter())
+            assert first.broken
+            with pytest.raises(SourceFailed, match="gone"):  # never while a grant may arrive
+                link.request(port, again, pipelined=True)
+            second = link.request(port, again, pipelined=False)
+            assert len(receive_on(second, jobs[2:4], NullWriter()).calls) == 2
+            return first, second
+
+        first, second = await anyio.to_thread.run_sync(run)
+        link.close()
+    assert first is not second
+
+
+@pytest.mark.anyio
+async def test_the_server_closes_an_idle_connection_and_the_link_replaces_it(
+    root: Path, manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = chunk_ranges(manifest)
+    monkeypatch.setattr(link_module, "REUSE_IDLE", 0.2)
+    async with serving(root, request_timeout=0.4) as (port, tokens, _):
+        token = tokens.issue(GAME, PEER, ranges_of(jobs[:1]))
+        sock = await anyio.to_thread.run_sync(start_reading, port, token)
+        await anyio.to_thread.run_sync(recv_exact, sock, jobs[0].length)
+        sock.settimeout(5)
+        started = time.monotonic()
+        assert await anyio.to_thread.run_sync(sock.recv, 1) == b""  # closed, after the wait
+        assert 0.3 < time.monotonic() - started < 4
+        sock.close()
+
+        link = DataLink("127.0.0.1", timeout=5)
+        first_token, second_token = (
+            tokens.issue(GAME, PEER, ranges_of(jobs[i : i + 1])) for i in (1, 2)
+        )
+
+        def run() -> tuple[DataConnection, DataConnection]:
+            first = link.request(port, first_token, pipelined=False)
+            receive_on(first, jobs[1:2], NullWriter())
+            time.sleep(0.6)  # past the server's patience: reusing it would fail
+            second = link.request(port, second_token, pipelined=False)
+            assert len(receive_on(second, jobs[2:3], NullWriter()).calls) == 1
+            return first, second
+
+        first, second = await anyio.to_thread.run_sync(run)
+        link.close()
+    assert first is not second
 
 
 # -- the client on its own ----------------------------------------------------

@@ -6,13 +6,13 @@
 * :mod:`~.outbound`: live outbound transfers as readers of a game, so that
   an update or removal can stop them and wait before it writes.
 * :mod:`~.server`: ``serve_data``, the sender (``sendfile``, zero copy).
-* :mod:`~.client`: ``fetch_ranges``, the blocking receiver (verify, pwrite).
+* :mod:`~.client`: ``DataConnection`` and ``fetch_ranges``, the blocking receiver (verify, pwrite).
 * :mod:`~.files`: ``DownloadFiles``, the pre-sized files a download fills.
 """
 
 from __future__ import annotations
 
-from lanspread_core.dataplane.client import ChunkJob, ChunkWriter, fetch_ranges
+from lanspread_core.dataplane.client import ChunkJob, ChunkWriter, DataConnection, fetch_ranges
 from lanspread_core.dataplane.errors import (
     DataListenError,
     SourceFailed,
@@ -28,6 +28,7 @@ from lanspread_core.dataplane.tokens import Grant, TransferTokens
 __all__ = [
     "ChunkJob",
     "ChunkWriter",
+    "DataConnection",
     "DataEndpoint",
     "DataListenError",
     "DownloadFiles",

@@ -1,8 +1,9 @@
 """The receiving side of the data plane: fetch granted chunks, verify, write.
 
-Blocking by design: the downloader runs one :func:`fetch_ranges` per source
-peer in a worker thread, where a plain blocking socket with ``MSG_WAITALL``
-fills a whole chunk in one system call, with no event-loop hop per buffer.
+Blocking by design: the downloader keeps a :class:`DataConnection` per
+stream to a source peer and receives on it in a worker thread, where a plain
+blocking socket with ``MSG_WAITALL`` fills a whole chunk in one system call,
+with no event-loop hop per buffer.
 Verifying is pipelined with receiving: while the next chunk arrives, a helper
 thread hashes the previous one (``blake3`` releases the GIL) and stores it
 with ``os.pwrite``. Two chunk buffers per calling thread are allocated once
@@ -62,6 +63,107 @@ def _thread_buffers(size: int) -> list[memoryview]:
     return views
 
 
+class DataConnection:
+    """One TCP connection to a peer's data port, carrying grants one after another.
+
+    :meth:`request` sends a token; :meth:`receive` reads that grant's status
+    and bytes. A request may be sent from another thread while the previous
+    grant is still being received (pipelining, see
+    :mod:`~lanspread_core.dataplane.protocol`). After any failure the
+    connection is :attr:`broken` and must be closed; :meth:`close` belongs to
+    the owner, after every thread using it is done.
+
+    :raises SourceFailed: (from the constructor) no connection.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float) -> None:
+        self.peer = f"{host}:{port}"
+        self.timeout = timeout
+        try:
+            self._sock = socket.create_connection((host, port), timeout=timeout)
+            self._sock.settimeout(None)  # blocking, so MSG_WAITALL fills whole chunks
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(POLL_INTERVAL))
+        except OSError as exc:
+            raise SourceFailed(
+                f"cannot connect to the data port of {self.peer} ({exc.strerror or exc})"
+            ) from None
+        self.broken = False
+        #: requests sent and not yet received
+        self.outstanding = 0
+        #: when the connection last finished a grant (or opened)
+        self.idle_since = time.monotonic()
+
+    def reusable(self, max_idle: float) -> bool:
+        """Whether a new request may go on this connection: not broken, and
+        not idle so long that the server may be closing it."""
+        if self.broken:
+            return False
+        return self.outstanding > 0 or time.monotonic() - self.idle_since < max_idle
+
+    def request(self, token: str) -> None:
+        """Ask for the grant of ``token``; its bytes follow those asked for before."""
+        try:
+            self._sock.sendall(encode_request(token))
+        except OSError as exc:
+            self.broken = True
+            raise SourceFailed(
+                f"{self.peer} failed taking a request ({exc.strerror or exc})"
+            ) from None
+        self.outstanding += 1
+
+    def receive(
+        self,
+        jobs: Sequence[ChunkJob],
+        writer: ChunkWriter,
+        *,
+        cancel: threading.Event,
+        on_chunk: Callable[[ChunkJob, bool], None],
+        algo: str = ALGO,
+    ) -> None:
+        """Receive the oldest requested grant: ``jobs`` are its ranges, in order.
+
+        Each chunk is hashed with ``algo``; a match is written through
+        ``writer.pwrite`` and reported ``on_chunk(job, True)``, a mismatch
+        only reported ``on_chunk(job, False)``. ``on_chunk`` is called in job
+        order from a helper thread, and never after this returns: every chunk
+        received in full is verified and reported, even when the connection
+        then fails. ``cancel`` is looked at between chunks and while waiting
+        for bytes; the source may send nothing for ``timeout`` seconds before
+        it counts as stalled.
+
+        :raises SourceRefused: the source answered with a refusal.
+        :raises SourceFailed: a stall, or the stream ended early.
+        :raises Cancelled: ``cancel`` was set.
+        """
+        stream = _Stream(self._sock, self.peer, cancel, self.timeout)
+        ok = False
+        try:
+            try:
+                error = stream.read_status()
+            except OSError as exc:
+                raise SourceFailed(
+                    f"{self.peer} failed before sending data ({exc.strerror or exc})"
+                ) from None
+            if error is not None:
+                raise SourceRefused(f"{self.peer} refused the transfer: {error}")
+            _receive_chunks(stream, jobs, writer, cancel, on_chunk, algo)
+            ok = True
+        finally:
+            self.outstanding -= 1
+            self.idle_since = time.monotonic()
+            self.broken = self.broken or not ok
+
+    def close(self) -> None:
+        self.broken = True
+        self._sock.close()
+
+    def __enter__(self) -> DataConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def fetch_ranges(
     host: str,
     port: int,
@@ -74,14 +176,7 @@ def fetch_ranges(
     on_chunk: Callable[[ChunkJob, bool], None],
     algo: str = ALGO,
 ) -> None:
-    """Receive ``jobs`` (the ranges the token was granted for, in that order).
-
-    Each chunk is hashed with ``algo``; a match is written through
-    ``writer.pwrite`` and reported ``on_chunk(job, True)``, a mismatch only
-    reported ``on_chunk(job, False)``. ``on_chunk`` is called in job order
-    from a helper thread, and never after this returns: every chunk received
-    in full is verified and reported, even when the connection then fails.
-    ``cancel`` is looked at between chunks and while waiting for bytes.
+    """Receive one grant on a connection of its own (see :class:`DataConnection`).
 
     :param timeout: seconds to connect, and the longest the source may send
         nothing before it counts as stalled.
@@ -89,38 +184,31 @@ def fetch_ranges(
     :raises SourceFailed: no connection, a stall, or the stream ended early.
     :raises Cancelled: ``cancel`` was set.
     """
-    peer = f"{host}:{port}"
+    with DataConnection(host, port, timeout=timeout) as conn:
+        conn.request(token)
+        conn.receive(jobs, writer, cancel=cancel, on_chunk=on_chunk, algo=algo)
+
+
+def _receive_chunks(
+    stream: _Stream,
+    jobs: Sequence[ChunkJob],
+    writer: ChunkWriter,
+    cancel: threading.Event,
+    on_chunk: Callable[[ChunkJob, bool], None],
+    algo: str,
+) -> None:
+    verifier = _Verifier(writer, on_chunk, algo, max((j.length for j in jobs), default=0))
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise SourceFailed(
-            f"cannot connect to the data port of {peer} ({exc.strerror or exc})"
-        ) from None
-    with sock:
-        stream = _Stream(sock, peer, cancel, timeout)
-        try:
-            sock.sendall(encode_request(token))
-            sock.settimeout(None)  # blocking, so MSG_WAITALL fills whole chunks
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(POLL_INTERVAL))
-            error = stream.read_status()
-        except OSError as exc:
-            raise SourceFailed(
-                f"{peer} failed before sending data ({exc.strerror or exc})"
-            ) from None
-        if error is not None:
-            raise SourceRefused(f"{peer} refused the transfer: {error}")
-        verifier = _Verifier(writer, on_chunk, algo, max((j.length for j in jobs), default=0))
-        try:
-            for job in jobs:
-                if cancel.is_set():
-                    raise Cancelled("the download was cancelled")
-                buffer = verifier.buffer()
-                stream.fill(buffer[: job.length], lambda got, j=job: _where(j, got))
-                verifier.submit(job, buffer)
-        except BaseException:
-            verifier.close(reraise=False)
-            raise
-        verifier.close()
+        for job in jobs:
+            if cancel.is_set():
+                raise Cancelled("the download was cancelled")
+            buffer = verifier.buffer()
+            stream.fill(buffer[: job.length], lambda got, j=job: _where(j, got))
+            verifier.submit(job, buffer)
+    except BaseException:
+        verifier.close(reraise=False)
+        raise
+    verifier.close()
 
 
 class _Verifier:

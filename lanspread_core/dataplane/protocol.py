@@ -1,26 +1,32 @@
 """The data-plane connection's format (DESIGN §5), in one place.
 
 Bulk bytes travel over plain TCP, not QUIC; the control plane only hands out
-the right to fetch them. One connection carries one grant:
+the right to fetch them. A connection carries grants one after another:
 
 1. Over QUIC the downloader sends ``OpenTransfer {peer_id, game_id, ranges}``
    and gets ``TransferGrant {token, data_port, expires_in}``: a random
    single-use token bound to that game, that peer and exactly those ranges.
-2. It connects to ``data_port`` over TCP and sends one *request frame*: a
-   4-byte big-endian length and that many bytes of UTF-8 JSON,
-   ``{"token": "<32 lowercase hex>"}``, at most :data:`REQUEST_MAX` bytes,
-   within :data:`REQUEST_TIMEOUT` seconds of connecting. Other keys are
-   ignored (room for later versions).
+2. It connects to ``data_port`` over TCP (or reuses a connection it holds
+   there) and sends one *request frame*: a 4-byte big-endian length and that
+   many bytes of UTF-8 JSON, ``{"token": "<32 lowercase hex>"}``, at most
+   :data:`REQUEST_MAX` bytes. Other keys are ignored (room for later versions).
 3. The server answers with one *status frame*, framed the same way and at
    most :data:`STATUS_MAX` bytes: ``{"ok": true}``, or ``{"ok": false,
    "error": "<one sentence>"}`` followed by the server closing the connection.
    A token is spent by the attempt, refused or not.
 4. After ``ok``, the bytes of the granted ranges follow back to back, in the
    order of ``OpenTransfer.ranges``, with no framing: the receiver knows
-   every length. Then the server closes the connection.
-5. The receiver sends nothing more; it may close at any moment to abort.
-   A sender that cannot continue (the game became busy, its file shrank)
-   closes early, so a receiver must treat a short read as a failed source.
+   every length.
+5. The server then reads the next request frame on the same connection and
+   answers it the same way. The receiver may send it early, while the bytes
+   of the previous grant are still arriving (pipelining: the link never
+   idles between grants and TCP keeps its window). The server closes the
+   connection when no request arrives within :data:`REQUEST_TIMEOUT` seconds
+   of connecting or of a grant's last byte, and after a stream-install grant
+   (:mod:`lanspread_core.streamframes`), which is always the last.
+6. The receiver may close at any moment to abort. A sender that cannot
+   continue (the game became busy, its file shrank) closes early, so a
+   receiver must treat a short read as a failed source.
 
 Framing reuses :mod:`lanspread_core.wire.framing` with small caps, because
 nothing on this connection needs more than a token or a sentence.

@@ -1,12 +1,14 @@
 """The data-plane server: granted byte ranges over plain TCP, by ``sendfile``.
 
-One task per connection, all in the server's task group: read the request
-frame on the event loop, redeem the token, register the transfer as a reader
-of its game, ask the runtime whether the game may be served (``resolve``),
-and then hand the socket to a worker thread that checks every range against
-the disk and sends the bytes with ``os.sendfile``: zero copy, no file read
-into memory, and disk waits (a cold page cache) off the event loop. The
-format is in :mod:`lanspread_core.dataplane.protocol`.
+One task per connection, all in the server's task group. For each request
+on the connection: read the request frame on the event loop, redeem the
+token, register the transfer as a reader of its game, ask the runtime
+whether the game may be served (``resolve``), and then hand the socket to a
+worker thread that checks every range against the disk and sends the bytes
+with ``os.sendfile``: zero copy, no file read into memory, and disk waits (a
+cold page cache) off the event loop. The format, including how one
+connection carries several grants, is in
+:mod:`lanspread_core.dataplane.protocol`.
 
 Why a worker thread and a blocking socket rather than the loop's
 ``sock_sendfile``: one blocking ``sendfile`` moves a whole 4 MiB range in one
@@ -176,9 +178,34 @@ async def _serve_connection(
 
 
 async def _serve(conn: socket.socket, where: str, ctx: _Context, request_timeout: float) -> None:
-    with anyio.fail_after(request_timeout):
-        token = await _read_request(conn)
-    grant = ctx.tokens.redeem(token)
+    """Answer the connection's requests one after another until it ends.
+
+    The first request must come within ``request_timeout`` of connecting;
+    each later one within ``request_timeout`` of the previous grant's last
+    byte, or the connection is closed quietly (the receiver reconnects).
+    A stream-install grant is always the last on its connection.
+    """
+    requests = _Requests(conn)
+    first = True
+    while True:
+        conn.setblocking(False)  # the loop reads requests; a send left it blocking
+        with anyio.move_on_after(request_timeout) as idle:
+            token = await requests.next()
+        if idle.cancelled_caught:
+            if first:
+                raise TimeoutError(f"no request within {request_timeout:g} s of connecting")
+            return  # idle between grants: the receiver reconnects when it needs us again
+        if token is None:
+            if first:
+                raise TransferRefused("the connection ended before a request")
+            return
+        first = False
+        if not await _serve_grant(conn, where, ctx, ctx.tokens.redeem(token)):
+            return
+
+
+async def _serve_grant(conn: socket.socket, where: str, ctx: _Context, grant: Grant) -> bool:
+    """Send one redeemed grant; whether the connection may carry another."""
     async with ctx.outbound.register(grant.game_id):
         # registered first, checked second: see lanspread_core.dataplane.outbound
         root = ctx.resolve(grant)
@@ -192,20 +219,34 @@ async def _serve(conn: socket.socket, where: str, ctx: _Context, request_timeout
         else:
             send = partial(_send_blocking, conn, Path(root), grant.ranges, ctx.stall_timeout)
         sent = await _run_interruptible(send, partial(_shutdown, conn), ctx.limiter)
+        if sent is None:  # a range was refused; the status frame said why
+            return False
         log.debug("sent %d bytes of %s to %s", sent, grant.game_id, where)
+    return grant.kind != "stream"
 
 
-async def _read_request(conn: socket.socket) -> str:
-    loop = asyncio.get_running_loop()
-    decoder = FrameDecoder(max_frame=REQUEST_MAX)
-    while True:
-        data = await loop.sock_recv(conn, REQUEST_MAX + 4)
-        if not data:
-            decoder.check_complete()
-            raise TransferRefused("the connection ended before a request")
-        frames = decoder.feed_raw(data)
-        if frames:
-            return parse_request(frames[0])
+class _Requests:
+    """The request frames of one connection, read on the loop; a receiver may
+    send its next request while the previous grant is still being sent."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._decoder = FrameDecoder(max_frame=REQUEST_MAX)
+        self._frames: list[bytes] = []
+
+    async def next(self) -> str | None:
+        """The next token, or None when the receiver closed between requests.
+
+        :raises WireError: a malformed or oversized frame, or one cut short.
+        """
+        loop = asyncio.get_running_loop()
+        while not self._frames:
+            data = await loop.sock_recv(self._conn, REQUEST_MAX + 4)
+            if not data:
+                self._decoder.check_complete()
+                return None
+            self._frames += self._decoder.feed_raw(data)
+        return parse_request(self._frames.pop(0))
 
 
 async def _send_status_quietly(conn: socket.socket, error: str) -> None:
@@ -263,8 +304,9 @@ async def _run_interruptible(
 
 def _send_blocking(
     conn: socket.socket, root: Path, ranges: Sequence[ByteRange], stall_timeout: float
-) -> int:
-    """Check every range, send the status frame, then the ranges; bytes sent."""
+) -> int | None:
+    """Check every range, send the status frame, then the ranges; bytes sent,
+    or None when a range was refused (the status frame says why)."""
     _blocking(conn, stall_timeout)
     files = _OpenFiles(root)
     try:
@@ -273,7 +315,7 @@ def _send_blocking(
                 files.check(r)
         except TransferRefused as exc:
             conn.sendall(encode_status(str(exc)))
-            return 0
+            return None
         conn.sendall(encode_status())
         sent = 0
         for r in ranges:
