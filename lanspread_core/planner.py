@@ -2,17 +2,21 @@
 
 Workers pull: each source peer's worker asks for its next batch, sized to
 about :data:`BATCH_SECONDS` of that peer's measured rate, so a fast peer takes
-more chunks and a slow or failing one naturally takes fewer. A chunk whose
+more chunks and a slow or failing one naturally takes fewer. As the queue
+drains, a batch is also capped at the peer's share of what is left, so every
+stream runs out of work at about the same moment. A chunk whose
 bytes did not match its hash goes back to the queue, never to the same peer
 again, and the peer earns a strike; too many strikes and it is dropped. Near
 the end, an idle worker may take a chunk that another peer is still fetching
-(end-game), so one slow peer cannot hold up the last few percent.
+(end-game), so one slow peer cannot hold up the last few percent: the chunk
+assigned most recently, which its holder will deliver last.
 
 Every method runs on the event loop; workers report after each batch.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -58,8 +62,10 @@ class DownloadFailed(Exception):
 
 
 class Planner:
-    def __init__(self, chunks: list[ChunkRange], peers: list[str]) -> None:
+    def __init__(self, chunks: list[ChunkRange], peers: list[str], *, streams: int = 1) -> None:
+        """:param streams: how many streams fetch from each peer at once."""
         self.chunks = chunks
+        self.streams = streams
         self.pending: deque[int] = deque(range(len(chunks)))
         self.done: set[int] = set()
         self.attempts: dict[int, int] = {}
@@ -78,18 +84,21 @@ class Planner:
         return [s for s in self.sources.values() if not s.failed]
 
     # ------------------------------------------------------------ planning
-    def next_batch(self, peer_id: str) -> list[int]:
-        """Chunk indices for ``peer_id`` to fetch next; empty when nothing is left for it."""
+    def next_batch(self, peer_id: str, *, endgame: bool = True) -> list[int]:
+        """Chunk indices for ``peer_id`` to fetch next; empty when nothing is left for it.
+
+        :param endgame: when no chunk is pending, duplicate one another peer
+            is still fetching.
+        """
         source = self.sources[peer_id]
         if source.failed or self.fatal:
             return []
         target = source.rate * BATCH_SECONDS
+        cap = min(MAX_BATCH, self._fair_share(source))
         batch: list[int] = []
         budget = 0
         skipped: list[int] = []
-        while (
-            self.pending and len(batch) < MAX_BATCH and (len(batch) < MIN_BATCH or budget < target)
-        ):
+        while self.pending and len(batch) < cap and (len(batch) < MIN_BATCH or budget < target):
             index = self.pending.popleft()
             if index in self.done:
                 continue
@@ -99,16 +108,22 @@ class Planner:
             batch.append(index)
             budget += self.chunks[index].length
         self.pending.extendleft(reversed(skipped))
-        if not batch:
+        if not batch and endgame:
             batch = self._endgame(peer_id)
         for index in batch:
             self.in_flight.setdefault(index, set()).add(peer_id)
             source.busy.add(index)
         return batch
 
+    def _fair_share(self, source: Source) -> int:
+        """Chunks this stream may take of those pending: its share of the rate."""
+        total = sum(s.rate for s in self.live_sources()) * self.streams
+        share = source.rate / total if total > 0 else 1.0
+        return max(MIN_BATCH, math.ceil(len(self.pending) * share))
+
     def _endgame(self, peer_id: str) -> list[int]:
-        """Duplicate one chunk another peer is still fetching, if any."""
-        for index, holders in self.in_flight.items():
+        """Duplicate the chunk another peer will deliver last, if any."""
+        for index, holders in reversed(self.in_flight.items()):
             if index in self.done or peer_id in holders:
                 continue
             if peer_id in self.excluded.get(index, ()):

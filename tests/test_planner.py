@@ -67,6 +67,30 @@ def test_end_game_duplicates_a_chunk_still_in_flight() -> None:
     assert plan.finished and not plan.in_flight
 
 
+def test_end_game_takes_the_chunk_its_holder_will_deliver_last() -> None:
+    plan = Planner(chunks(6), ["a", "b", "idle"])
+    assert plan.next_batch("a") == [0, 1]
+    held = []
+    while plan.pending:  # b asks ahead (pipelined) until it holds all the rest
+        held += plan.next_batch("b", endgame=False)
+    assert held == [2, 3, 4, 5]
+    assert plan.next_batch("idle", endgame=False) == []  # a pipelined ask does not duplicate
+    assert plan.next_batch("idle") == [5]  # b reaches it last
+    assert plan.next_batch("idle") == [4]  # 5 is held by idle too now
+
+
+def test_batches_shrink_to_a_fair_share_of_what_is_left() -> None:
+    plan = Planner(chunks(24), ["a", "b", "c"], streams=2)
+    for peer in plan.sources:
+        plan.sources[peer].note(400 * MiB, 1.0)  # each stream could take 64 chunks a second
+    first = plan.next_batch("a")
+    assert len(first) == 4  # 24 pending / (3 peers x 2 streams)
+    sizes = []
+    while plan.pending:
+        sizes.append(len(plan.next_batch("b")))
+    assert sizes[0] == 4 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)
+
+
 def test_bounded_retries_fail_the_download() -> None:
     plan = Planner(chunks(1), [f"p{i}" for i in range(MAX_ATTEMPTS + 2)])
     for i in range(MAX_ATTEMPTS + 1):
