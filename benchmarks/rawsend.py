@@ -35,9 +35,10 @@ def recv(host: str, port: int, out: str | None = None) -> None:
         start = time.perf_counter()
         while n := sock.recv_into(buf):
             total += n
-            view = buf[:n] if fd is not None else buf[:0]
-            while view:
-                view = view[os.write(fd, view) :]
+            if fd is not None:
+                view = buf[:n]
+                while view:
+                    view = view[os.write(fd, view) :]
         seconds = time.perf_counter() - start
     if fd is not None:
         os.close(fd)

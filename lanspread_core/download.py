@@ -167,7 +167,6 @@ class Download:
         self._global: dict[tuple[str, int], int] = {}
         self._transfer_started = self._started
         self._transfer_seconds = 0.0
-        self._receivers = anyio.CapacityLimiter(1)
 
     def publish(self, event: str, **fields: Any) -> None:
         self.rt.bus.publish({"event": f"download-{event}", "game_id": self.job.game_id, **fields})
@@ -270,14 +269,14 @@ class Download:
         planner = Planner(chunks, [p.peer_id for p in sources], streams=STREAMS_PER_SOURCE)
         self.planner = planner
         # a thread per stream for the whole download, apart from the shared pool
-        self._receivers = anyio.CapacityLimiter(len(sources) * STREAMS_PER_SOURCE)
+        receivers = anyio.CapacityLimiter(len(sources) * STREAMS_PER_SOURCE)
         total = manifest.total_size
         outcome: LanspreadError | None = None
         async with anyio.create_task_group() as tg:
             self._transfer_started = time.monotonic()
             for peer in sources:
                 for _ in range(STREAMS_PER_SOURCE):
-                    tg.start_soon(self._worker, peer, planner)
+                    tg.start_soon(self._worker, peer, planner, receivers)
             tg.start_soon(self._progress_loop, planner, total)
             while not planner.finished and outcome is None:
                 outcome = self._verdict(planner)
@@ -300,7 +299,9 @@ class Download:
             return AllSourcesGone(f"every peer serving {self.job.game_id} is gone ({reasons})")
         return None
 
-    async def _worker(self, peer: RemotePeer, planner: Planner) -> None:
+    async def _worker(
+        self, peer: RemotePeer, planner: Planner, receivers: anyio.CapacityLimiter
+    ) -> None:
         """One stream from ``peer``: batches back to back on one connection.
 
         A receiving thread takes requested batches from a queue and works
@@ -319,9 +320,7 @@ class Download:
             return not (planner.finished or source.failed or self.job.cancel.is_set())
 
         async with anyio.create_task_group() as tg, back, back_send:
-            receive = partial(
-                anyio.to_thread.run_sync, abandon_on_cancel=False, limiter=self._receivers
-            )
+            receive = partial(anyio.to_thread.run_sync, abandon_on_cancel=False, limiter=receivers)
             # handing back must not wait for the loop: the thread goes straight on
             hand_back = partial(
                 asyncio.get_running_loop().call_soon_threadsafe, back_send.send_nowait
