@@ -37,15 +37,13 @@ from pathlib import Path
 
 import anyio
 
-from lanspread_core.dataplane import (
-    DownloadFiles,
-    OutboundTransfers,
-    TransferTokens,
-    fetch_ranges,
-    serve_data,
-)
-from lanspread_core.manifest import CHUNK_SIZE, Manifest, build_manifest, chunk_ranges
-from lanspread_core.wire import ByteRange
+from lanspread_core.dataplane.client import fetch_ranges
+from lanspread_core.dataplane.files import DownloadFiles
+from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.server import serve_data
+from lanspread_core.dataplane.tokens import TransferTokens
+from lanspread_core.library.manifest import CHUNK_SIZE, Manifest, build_manifest, chunk_ranges
+from lanspread_core.wire.messages import ByteRange
 
 MIB = int(os.environ.get("BENCH_DATAPLANE_MIB", "1024"))
 REPEATS = 5

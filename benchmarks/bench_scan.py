@@ -21,11 +21,11 @@ from pathlib import Path
 
 import blake3
 
-from lanspread_core import manifest as manifest_mod
-from lanspread_core.catalog import parse_catalog
-from lanspread_core.library import Library
-from lanspread_core.manifest import CHUNK_SIZE, build_manifest
-from lanspread_core.statedir import StateDir
+from lanspread_core.library import manifest as manifest_mod
+from lanspread_core.library.catalog import parse_catalog
+from lanspread_core.library.index import Library
+from lanspread_core.library.manifest import CHUNK_SIZE, build_manifest
+from lanspread_core.library.statedir import StateDir
 
 ROOTS = int(os.environ.get("BENCH_SCAN_ROOTS", "2000"))
 HASH_MIB = int(os.environ.get("BENCH_HASH_MIB", "512"))

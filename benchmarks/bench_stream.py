@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lanspread_core.layout import root_archives  # noqa: E402
-from lanspread_core.plugins import load_registry  # noqa: E402
-from lanspread_core.selection import choose  # noqa: E402
+from lanspread_core.library.layout import root_archives  # noqa: E402
+from lanspread_core.plugin.registry import load_registry  # noqa: E402
+from lanspread_core.plugin.selection import choose  # noqa: E402
 from lanspread_fixture.gamesets import create_set  # noqa: E402
 from peerproc import PeerProc  # noqa: E402
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pluggy
 
-from lanspread_core.archive import (
-    ArchiveProvider,
+from lanspread_core.archive.protocol import (
     ArchiveReader,
     Entry,
     EntryKind,
@@ -14,6 +13,7 @@ from lanspread_core.archive import (
     StreamInstallProvider,
     Unpacker,
 )
+from lanspread_core.archive.provider import ArchiveProvider
 from lanspread_core.errors import (
     ArchiveError,
     Cancelled,
@@ -21,7 +21,7 @@ from lanspread_core.errors import (
     UnsafeEntryError,
     VerificationError,
 )
-from lanspread_core.records import DiscoveryRecord, FrontendRecord, ProviderRecord
+from lanspread_core.plugin.records import DiscoveryRecord, FrontendRecord, ProviderRecord
 
 hookimpl = pluggy.HookimplMarker("lanspread")
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """``python -m lanspread_core`` is the ``lanspread`` command."""
 
-from lanspread_core.cli import main
+from lanspread_core.cli.main import main
 
 main()

@@ -17,10 +17,10 @@ import anyio
 import pytest
 
 from conftest import LANSPREAD, run_cli
-from lanspread_core.client import NoRunningPeer, PeerCommandError, connect
-from lanspread_core.controlsocket import serve_control_socket
 from lanspread_core.errors import LanspreadError
-from lanspread_core.statedir import StateDir
+from lanspread_core.ipc.client import NoRunningPeer, PeerCommandError, connect
+from lanspread_core.ipc.server import serve_control_socket
+from lanspread_core.library.statedir import StateDir
 from lanspread_fixture.gamesets import create_set
 
 ARGS = ["--discovery", "static", "--listen", "127.0.0.1:0"]
@@ -200,7 +200,7 @@ class FakeHandle:
     """Just enough of a PeerRuntimeHandle to serve sessions: echoes commands."""
 
     def __init__(self) -> None:
-        from lanspread_core.eventbus import EventBus
+        from lanspread_core.runtime.eventbus import EventBus
 
         self.bus = EventBus()
         self.stopped = anyio.Event()

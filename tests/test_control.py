@@ -14,27 +14,20 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from lanspread_core.control import (
-    ControlClient,
-    ControlEndpoint,
-    ControlPool,
-    Handler,
-    ListenError,
-    PeerError,
-    PeerUnreachable,
-    serve_control,
-)
-from lanspread_core.errors import LanspreadError
-from lanspread_core.identity import (
+from lanspread_core.control.client import ControlClient, ControlPool
+from lanspread_core.control.errors import ListenError, PeerError, PeerUnreachable
+from lanspread_core.control.identity import (
     CERT_FILE,
     IDENTITY_FILE,
     KEY_FILE,
     Identity,
     load_or_create_identity,
 )
-from lanspread_core.statedir import StateDir
-from lanspread_core.wire import (
-    MAX_FRAME,
+from lanspread_core.control.server import ControlEndpoint, Handler, serve_control
+from lanspread_core.errors import LanspreadError
+from lanspread_core.library.statedir import StateDir
+from lanspread_core.wire.framing import MAX_FRAME
+from lanspread_core.wire.messages import (
     PROTO_VER,
     Error,
     GameManifest,

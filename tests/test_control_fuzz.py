@@ -27,15 +27,15 @@ from aioquic.quic.events import QuicEvent, StreamDataReceived, StreamReset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lanspread_core.control import ControlClient, ControlEndpoint, serve_control
+from lanspread_core.control.client import ControlClient
 from lanspread_core.control.config import client_configuration
-from lanspread_core.identity import Identity, load_or_create_identity
-from lanspread_core.statedir import StateDir
-from lanspread_core.wire import (
-    MAX_FRAME,
+from lanspread_core.control.identity import Identity, load_or_create_identity
+from lanspread_core.control.server import ControlEndpoint, serve_control
+from lanspread_core.library.statedir import StateDir
+from lanspread_core.wire.framing import MAX_FRAME, FrameDecoder, dumps
+from lanspread_core.wire.messages import (
     MESSAGES,
     Error,
-    FrameDecoder,
     GetGame,
     Hello,
     Message,
@@ -44,7 +44,6 @@ from lanspread_core.wire import (
     encode_message,
     parse_message,
 )
-from lanspread_core.wire.framing import dumps
 from lanspread_fixture.gamesets import create_set
 from peerproc import PeerProc
 

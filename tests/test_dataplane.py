@@ -19,28 +19,22 @@ from typing import Any
 import anyio
 import pytest
 
-from lanspread_core import faults
-from lanspread_core.dataplane import (
-    ChunkJob,
-    DataConnection,
+from lanspread_core.dataplane import link as link_module
+from lanspread_core.dataplane.client import ChunkJob, DataConnection, fetch_ranges
+from lanspread_core.dataplane.errors import (
     DataListenError,
-    DownloadFiles,
-    Grant,
-    OutboundTransfers,
     SourceFailed,
     SourceRefused,
     TransferRefused,
-    TransferTokens,
     UnsafeDownloadPath,
-    fetch_ranges,
-    serve_data,
 )
-from lanspread_core.dataplane import link as link_module
+from lanspread_core.dataplane.files import DownloadFiles
 from lanspread_core.dataplane.link import DataLink
-from lanspread_core.dataplane.protocol import encode_request, encode_status, parse_status
+from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.server import serve_data
+from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.errors import Cancelled
-from lanspread_core.faults import ENV_FAULT
-from lanspread_core.manifest import (
+from lanspread_core.library.manifest import (
     ChunkRange,
     FileEntry,
     Manifest,
@@ -48,7 +42,10 @@ from lanspread_core.manifest import (
     chunk_ranges,
     hash_chunk,
 )
-from lanspread_core.wire import ByteRange
+from lanspread_core.system import faults
+from lanspread_core.system.faults import ENV_FAULT
+from lanspread_core.wire.dataplane import encode_request, encode_status, parse_status
+from lanspread_core.wire.messages import ByteRange
 
 GAME = "quake"
 PEER = "0123456789abcdef0123456789abcdef"

@@ -24,7 +24,7 @@ from lanspread_core.discovery import static
 from lanspread_core.discovery.base import Announcement, SeenPeer
 from lanspread_core.discovery.mdns import MdnsDiscovery, instance_name, pick_address
 from lanspread_core.discovery.static import StaticDiscovery
-from lanspread_core.plugins import load_registry
+from lanspread_core.plugin.registry import load_registry
 
 PROBE = Path(__file__).with_name("mdns_probe.py")
 ME = Announcement("a" * 32, 1, 1, 4433, 4434)

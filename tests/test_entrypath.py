@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lanspread_core.entrypath import safe_relpath
+from lanspread_core.archive.entrypath import safe_relpath
 from lanspread_core.errors import UnsafeEntryError
 
 

@@ -18,7 +18,7 @@ import pytest
 import rarfile
 
 from conftest import LANSPREAD
-from lanspread_core.archive import Entry, EntryKind
+from lanspread_core.archive.protocol import Entry, EntryKind
 from lanspread_core.errors import ArchiveError, UnsafeEntryError, UsageError
 from lanspread_fixture.fixtureformat import (
     END_MARK,

@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 from conftest import LANSPREAD, run_cli
-from lanspread_core.logfile import BACKUPS, MAX_BYTES, close_log_file, open_log_file
-from lanspread_core.statedir import StateDir
-from lanspread_core.unpacklog import UnpackLog
+from lanspread_core.frontends.logfile import BACKUPS, MAX_BYTES, close_log_file, open_log_file
+from lanspread_core.install.unpacklog import UnpackLog
+from lanspread_core.library.statedir import StateDir
 from lanspread_fixture.gamesets import create_set
 from peerproc import PeerProc
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from lanspread_core.manifest import (
+from lanspread_core.library.manifest import (
     CHUNK_SIZE,
     FileEntry,
     Manifest,
@@ -103,7 +103,8 @@ def test_json_round_trip_and_stable_hash(tmp_path: Path) -> None:
     assert build_manifest(root, chunk_size=SMALL).manifest_hash == m.manifest_hash
     # Stable across processes (no dict-order or hash-seed dependence).
     code = (
-        "import sys; from pathlib import Path; from lanspread_core.manifest import build_manifest;"
+        "import sys; from pathlib import Path;"
+        "from lanspread_core.library.manifest import build_manifest;"
         "print(build_manifest(Path(sys.argv[1]), chunk_size=1024).manifest_hash)"
     )
     out = subprocess.run(

@@ -6,14 +6,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lanspread_core import library as library_mod
-from lanspread_core.catalog import parse_catalog
-from lanspread_core.layout import Availability
-from lanspread_core.library import Library
-from lanspread_core.manifest import build_manifest
-from lanspread_core.monitor import run_monitor
-from lanspread_core.operations import OperationTable
-from lanspread_core.statedir import StateDir
+from lanspread_core.library import index as library_mod
+from lanspread_core.library.catalog import parse_catalog
+from lanspread_core.library.index import Library
+from lanspread_core.library.layout import Availability
+from lanspread_core.library.manifest import build_manifest
+from lanspread_core.library.monitor import run_monitor
+from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.statedir import StateDir
 
 CATALOG = parse_catalog(
     {"games": [{"id": g, "version": "1.0"} for g in ("alpha", "beta", "gamma", "delta")]}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lanspread_core.manifest import ChunkRange
-from lanspread_core.planner import MAX_ATTEMPTS, MAX_STRIKES, Planner
+from lanspread_core.library.manifest import ChunkRange
+from lanspread_core.transfer.planner import MAX_ATTEMPTS, MAX_STRIKES, Planner
 
 MiB = 1024 * 1024
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import run_cli
 from lanspread_core import ArchiveProvider, ProbeResult, ProviderRecord, hookimpl
 from lanspread_core.errors import NoProviderCanHandle, PluginError, ProviderNotFound
-from lanspread_core.plugins import load_registry
-from lanspread_core.selection import choose
+from lanspread_core.plugin.registry import load_registry
+from lanspread_core.plugin.selection import choose
 
 
 def _plugin(name: str, *records: ProviderRecord) -> types.SimpleNamespace:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from conftest import RAR_FIXTURES, expected_rar, run_cli, tree
-from lanspread_core.archive import EntryKind
+from lanspread_core.archive.protocol import EntryKind
+from lanspread_core.archive.treewriter import TreeWriter
 from lanspread_core.errors import ArchiveError, UnsafeEntryError
-from lanspread_core.plugins import load_registry
-from lanspread_core.selection import build_provider, choose
-from lanspread_core.treewriter import TreeWriter
+from lanspread_core.plugin.registry import load_registry
+from lanspread_core.plugin.selection import build_provider, choose
 from rarcraft import PASSWORD, rar5
 
 EXPECTED = expected_rar()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lanspread_core.layout import Availability
-from lanspread_core.library import GameState
-from lanspread_core.peers import RemotePeer
-from lanspread_core.served import ServedLibrary
+from lanspread_core.library.index import GameState
+from lanspread_core.library.layout import Availability
+from lanspread_core.library.served import ServedLibrary
+from lanspread_core.runtime.peers import RemotePeer
 
 PID = "0123456789abcdef0123456789abcdef"
 

@@ -12,9 +12,9 @@ import pytest
 from test_download import LOOPBACK, lab_peers, sources_of
 
 from conftest import RAR_FIXTURES, expected_rar, tree
-from lanspread_core.layout import root_archives
-from lanspread_core.plugins import load_registry
-from lanspread_core.selection import build_provider
+from lanspread_core.library.layout import root_archives
+from lanspread_core.plugin.registry import load_registry
+from lanspread_core.plugin.selection import build_provider
 from lanspread_fixture.gamesets import create_set
 from peerproc import PeerProc
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-import lanspread_core.runtime as runtime_mod
+import lanspread_core.runtime.peer as runtime_mod
 from lanspread_core import DiscoveryRecord, hookimpl
 from lanspread_core.config import HostPort, PeerConfig
-from lanspread_core.plugins import load_registry
-from lanspread_core.runtime import start_peer
-from lanspread_core.supervisor import Policy, RequiredServiceFailed, Supervisor
+from lanspread_core.plugin.registry import load_registry
+from lanspread_core.runtime.peer import start_peer
+from lanspread_core.runtime.supervisor import Policy, RequiredServiceFailed, Supervisor
 
 
 @pytest.fixture

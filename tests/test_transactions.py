@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, tree
-from lanspread_core import intent
 from lanspread_core.errors import LanspreadError
-from lanspread_core.faults import ENV_FAULT, POINTS
-from lanspread_core.layout import BACKUP, INSTALLING, OWNED_MARKER
-from lanspread_core.operations import OperationTable
-from lanspread_core.plugins import load_registry
-from lanspread_core.statedir import StateDir
-from lanspread_core.transactions import Transactions
+from lanspread_core.install import intent
+from lanspread_core.install.transactions import Transactions
+from lanspread_core.library.layout import BACKUP, INSTALLING, OWNED_MARKER
+from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.statedir import StateDir
+from lanspread_core.plugin.registry import load_registry
+from lanspread_core.system.faults import ENV_FAULT, POINTS
 from lanspread_fixture.gamesets import create_set
 
 GAME = "aurora"

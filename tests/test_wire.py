@@ -10,16 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanspread_core.wire import (
-    MAX_FRAME,
+from lanspread_core.wire.errors import (
+    FrameTooLarge,
+    MalformedMessage,
+    UnknownMessageType,
+    WireError,
+)
+from lanspread_core.wire.framing import MAX_FRAME, FrameDecoder, dumps, encode_frame
+from lanspread_core.wire.messages import (
     MAX_TRANSFER_RANGES,
     MESSAGES,
     PROTO_VER,
     Ack,
     ByteRange,
     Error,
-    FrameDecoder,
-    FrameTooLarge,
     GameInfo,
     GameManifest,
     GetDelta,
@@ -32,21 +36,16 @@ from lanspread_core.wire import (
     LibraryDelta,
     LibrarySnapshot,
     LibrarySummary,
-    MalformedMessage,
     Message,
     OpenTransfer,
     Ping,
     Pong,
     StreamInstall,
     TransferGrant,
-    UnknownMessageType,
-    WireError,
     decode_message,
-    encode_frame,
     encode_message,
     parse_message,
 )
-from lanspread_core.wire.framing import dumps
 
 PID = "0123456789abcdef0123456789abcdef"
 GAME = GameInfo(id="quake", version="1.09", size=123_456, manifest_hash="ab" * 32)

@@ -28,14 +28,9 @@ from lanspread_core.control.config import (
     client_configuration,
 )
 from lanspread_core.control.errors import PeerError, PeerUnreachable
-from lanspread_core.wire import (
-    Error,
-    Message,
-    OneFrame,
-    WireError,
-    encode_message,
-    parse_message,
-)
+from lanspread_core.wire.errors import WireError
+from lanspread_core.wire.framing import OneFrame
+from lanspread_core.wire.messages import Error, Message, encode_message, parse_message
 
 #: QUIC application error code for abandoning a request (timeout, cancel).
 STOP_CANCELLED = 0x2

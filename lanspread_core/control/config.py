@@ -6,7 +6,7 @@ import ssl
 
 from aioquic.quic.configuration import QuicConfiguration
 
-from lanspread_core.identity import Identity
+from lanspread_core.control.identity import Identity
 
 ALPN = "lanspread/1"
 

@@ -39,16 +39,15 @@ from lanspread_core.control.config import (
     server_configuration,
 )
 from lanspread_core.control.errors import ListenError
-from lanspread_core.identity import Identity
-from lanspread_core.wire import (
+from lanspread_core.control.identity import Identity
+from lanspread_core.wire.errors import FrameTooLarge, WireError
+from lanspread_core.wire.framing import OneFrame
+from lanspread_core.wire.messages import (
     Error,
-    FrameTooLarge,
     GameManifest,
     LibraryDelta,
     LibrarySnapshot,
     Message,
-    OneFrame,
-    WireError,
     encode_message,
     parse_message,
 )

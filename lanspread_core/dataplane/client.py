@@ -30,9 +30,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from lanspread_core.dataplane.errors import SourceFailed, SourceRefused
-from lanspread_core.dataplane.protocol import STATUS_MAX, encode_request, parse_status
 from lanspread_core.errors import Cancelled
-from lanspread_core.manifest import ALGO, ChunkRange, hash_chunk
+from lanspread_core.library.manifest import ALGO, ChunkRange, hash_chunk
+from lanspread_core.wire.dataplane import STATUS_MAX, encode_request, parse_status
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.framing import HEADER
 
@@ -69,7 +69,7 @@ class DataConnection:
     :meth:`request` sends a token; :meth:`receive` reads that grant's status
     and bytes. A request may be sent from another thread while the previous
     grant is still being received (pipelining, see
-    :mod:`~lanspread_core.dataplane.protocol`). After any failure the
+    :mod:`~lanspread_core.wire.dataplane`). After any failure the
     connection is :attr:`broken` and must be closed; :meth:`close` belongs to
     the owner, after every thread using it is done.
 

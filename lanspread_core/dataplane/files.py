@@ -28,11 +28,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from lanspread_core import layout
+from lanspread_core.archive.entrypath import safe_relpath
 from lanspread_core.dataplane.errors import UnsafeDownloadPath
-from lanspread_core.entrypath import safe_relpath
 from lanspread_core.errors import DiskWriteError, UnsafeEntryError
-from lanspread_core.manifest import Manifest
+from lanspread_core.library import layout
+from lanspread_core.library.manifest import Manifest
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 

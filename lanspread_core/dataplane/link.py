@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from lanspread_core.dataplane.client import DataConnection
 from lanspread_core.dataplane.errors import SourceFailed
-from lanspread_core.dataplane.protocol import REQUEST_TIMEOUT
+from lanspread_core.wire.dataplane import REQUEST_TIMEOUT
 
 #: A connection idle this long is replaced rather than reused: well inside
 #: the server's REQUEST_TIMEOUT, so a request never races the server's close.

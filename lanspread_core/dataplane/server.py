@@ -8,7 +8,7 @@ worker thread that checks every range against the disk and sends the bytes
 with ``os.sendfile``: zero copy, no file read into memory, and disk waits (a
 cold page cache) off the event loop. The format, including how one
 connection carries several grants, is in
-:mod:`lanspread_core.dataplane.protocol`.
+:mod:`lanspread_core.wire.dataplane`.
 
 Why a worker thread and a blocking socket rather than the loop's
 ``sock_sendfile``: one blocking ``sendfile`` moves a whole 4 MiB range in one
@@ -39,19 +39,14 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 
-from lanspread_core import layout
+from lanspread_core.archive.entrypath import safe_relpath
 from lanspread_core.dataplane.errors import DataListenError, TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
-from lanspread_core.dataplane.protocol import (
-    REQUEST_MAX,
-    REQUEST_TIMEOUT,
-    encode_status,
-    parse_request,
-)
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
-from lanspread_core.entrypath import safe_relpath
 from lanspread_core.errors import UnsafeEntryError
-from lanspread_core.faults import fault_once
+from lanspread_core.library import layout
+from lanspread_core.system.faults import fault_once
+from lanspread_core.wire.dataplane import REQUEST_MAX, REQUEST_TIMEOUT, encode_status, parse_request
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.framing import FrameDecoder
 from lanspread_core.wire.messages import ByteRange
@@ -368,7 +363,7 @@ def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange) -> None:
 def servable_path(path: str) -> PurePosixPath:
     """``path`` as a relative path a peer may ask for, or :class:`TransferRefused`.
 
-    The same rule as a manifest path (:mod:`lanspread_core.manifest`): canonical,
+    The same rule as a manifest path (:mod:`lanspread_core.library.manifest`): canonical,
     relative, no ``..``, not under ``local/`` or a reserved name, not the
     ``version.ini`` sentinel (which a downloader writes itself, last).
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lanspread_core import hookimpl
 from lanspread_core.discovery.mdns import MdnsDiscovery
 from lanspread_core.discovery.static import StaticDiscovery
-from lanspread_core.records import DiscoveryRecord
+from lanspread_core.plugin.records import DiscoveryRecord
 
 
 @hookimpl

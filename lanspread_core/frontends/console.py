@@ -33,7 +33,7 @@ from rich.text import Text
 
 from lanspread_core.config import PeerConfig
 from lanspread_core.errors import LanspreadError
-from lanspread_core.present import (
+from lanspread_core.frontends.present import (
     OperationBars,
     availability,
     failure,
@@ -43,8 +43,8 @@ from lanspread_core.present import (
     progress_line,
     size,
 )
-from lanspread_core.runtime import PeerRuntimeHandle
-from lanspread_core.statedir import StateDir
+from lanspread_core.library.statedir import StateDir
+from lanspread_core.runtime.peer import PeerRuntimeHandle
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from lanspread_core.config import PeerConfig
 from lanspread_core.errors import LanspreadError
 
 if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
-    from lanspread_core.runtime import PeerRuntimeHandle
+    from lanspread_core.runtime.peer import PeerRuntimeHandle
 
 log = logging.getLogger(__name__)
 

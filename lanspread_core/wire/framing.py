@@ -2,7 +2,7 @@
 
 The payload is one JSON object. :data:`MAX_FRAME` caps the payload at 8 MiB:
 the largest message is a game manifest at ~67 bytes of JSON per 4 MiB chunk
-(about 1.7 MB for a 100 GiB game, see :mod:`lanspread_core.manifest`), so the
+(about 1.7 MB for a 100 GiB game, see :mod:`lanspread_core.library.manifest`), so the
 cap leaves room for games of several hundred GiB while bounding what one
 stream can make a peer buffer. A declared length above the cap is refused as
 soon as the 4 header bytes arrive, before any of the body is buffered.

@@ -22,8 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
-from lanspread_core.identity import is_peer_id
 from lanspread_core.wire.errors import MalformedMessage, UnknownMessageType, WireError
+from lanspread_core.wire.framing import MAX_FRAME, encode_frame, loads
+from lanspread_core.wire.ids import is_peer_id
 from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, record
 
 PROTO_VER = 1
@@ -235,7 +236,7 @@ class LibraryDelta(Message):
 @dataclass(frozen=True)
 class GameManifest(Message):
     """A game's manifest; ``manifest`` is opaque here (checked by
-    :meth:`lanspread_core.manifest.Manifest.from_json`)."""
+    :meth:`lanspread_core.library.manifest.Manifest.from_json`)."""
 
     game_id: Name
     version: str
@@ -390,3 +391,19 @@ class Goodbye(Message):
     REPLIES = (Ack,)
 
     peer_id: PeerId
+
+
+def encode_message(msg: Message, *, max_frame: int = MAX_FRAME) -> bytes:
+    """One frame holding ``msg``.
+
+    :raises FrameTooLarge: the message does not fit in ``max_frame`` bytes.
+    """
+    return encode_frame(msg.to_json(), max_frame=max_frame)
+
+
+def parse_message(payload: bytes) -> Message:
+    """The message in one frame's payload.
+
+    :raises WireError: the payload is not JSON, or not a valid message.
+    """
+    return decode_message(loads(payload))

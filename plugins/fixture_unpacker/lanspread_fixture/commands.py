@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from lanspread_core.cli import emit_json
+from lanspread_core.cli.main import emit_json
 from lanspread_core.errors import UsageError
 from lanspread_fixture.gamesets import DEFAULT_SIZE, FORMATS, GAMES, SETS, create_set, describe_sets
 

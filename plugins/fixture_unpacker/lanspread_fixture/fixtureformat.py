@@ -16,7 +16,7 @@ Layout (all integers little-endian)::
 
 * ``path`` is the member name, ``/``-separated, as it will be unpacked.
 * ``kind`` is one of ``file``, ``dir``, ``symlink``, ``hardlink``, ``device``
-  (the :class:`~lanspread_core.archive.EntryKind` values); only files carry
+  (the :class:`~lanspread_core.archive.protocol.EntryKind` values); only files carry
   data, every other kind has ``size`` 0. Links and devices can be *stored*
   so that tests can check the core refuses them.
 * ``size`` is the number of data bytes that follow the header.
@@ -27,7 +27,7 @@ Nothing may follow ``END``. A reader must treat a missing ``END``, a header
 that is not such an object, or data shorter than ``size`` as a corrupt or
 truncated archive.
 
-The header is the JSON of :meth:`lanspread_core.archive.Entry.to_json`, so an
+The header is the JSON of :meth:`lanspread_core.archive.protocol.Entry.to_json`, so an
 entry round-trips through the format unchanged. The writer streams: for a
 file whose CRC is not known up front it writes ``"crc32": "00000000"`` and
 patches the 8 hex digits in place once the data is written.
@@ -44,7 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from lanspread_core.archive import Entry, EntryKind
+from lanspread_core.archive.protocol import Entry, EntryKind
 from lanspread_core.errors import ArchiveError
 from lanspread_fixture.counted import write_counted
 

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import blake3
 
 from lanspread_core.errors import LanspreadError, UsageError
-from lanspread_core.layout import ARCHIVE_SUFFIX, SENTINEL
+from lanspread_core.library.layout import ARCHIVE_SUFFIX, SENTINEL
 from lanspread_fixture.fixtureformat import FixtureWriter
 from lanspread_fixture.rarwriter import RarWriter
 

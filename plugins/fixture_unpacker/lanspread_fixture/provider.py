@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lanspread_core.archive import ArchiveProvider, Entry, EntryKind, EntrySink, ProbeResult
-from lanspread_core.treewriter import check_entries
+from lanspread_core.archive.protocol import Entry, EntryKind, EntrySink, ProbeResult
+from lanspread_core.archive.provider import ArchiveProvider
+from lanspread_core.archive.treewriter import check_entries
 from lanspread_fixture.fixtureformat import CHUNK, is_fixture_archive, iter_archive, read_entries
 
 FORMAT = "lanspread-fixture"

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from libarchive.entry import ArchiveEntry
 
-from lanspread_core.archive import ArchiveProvider, Entry, EntryKind, EntrySink, ProbeResult
+from lanspread_core.archive.protocol import Entry, EntryKind, EntrySink, ProbeResult
+from lanspread_core.archive.provider import ArchiveProvider
+from lanspread_core.archive.treewriter import check_entries
 from lanspread_core.errors import ArchiveError
-from lanspread_core.treewriter import check_entries
 from lanspread_libarchive.reader import open_reader
 from lanspread_libarchive.sets import ArchiveSet, plan
 

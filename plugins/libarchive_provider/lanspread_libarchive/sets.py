@@ -17,7 +17,7 @@ from pathlib import Path
 
 import rarfile
 
-from lanspread_core.archive import Entry, EntryKind
+from lanspread_core.archive.protocol import Entry, EntryKind
 from lanspread_core.errors import ArchiveError
 from lanspread_libarchive.reader import RAR_FAMILIES, ReadFailure, libarchive_version, open_reader
 

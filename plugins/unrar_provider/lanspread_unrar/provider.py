@@ -50,9 +50,10 @@ from pathlib import Path
 
 import rarfile
 
-from lanspread_core.archive import ArchiveProvider, Entry, EntryKind, EntrySink, ProbeResult
+from lanspread_core.archive.protocol import Entry, EntryKind, EntrySink, ProbeResult
+from lanspread_core.archive.provider import ArchiveProvider
+from lanspread_core.archive.treewriter import check_entries
 from lanspread_core.errors import ArchiveError
-from lanspread_core.treewriter import check_entries
 from lanspread_unrar import _unrar
 from lanspread_unrar._unrar import Archive, Header, UnrarError
 

@@ -22,7 +22,7 @@ from lanspread_core import (
     ProviderRecord,
     hookimpl,
 )
-from lanspread_core.treewriter import check_entries
+from lanspread_core.archive.treewriter import check_entries
 
 BLOCK = 1 << 20
 

@@ -1,0 +1,1 @@
+"""The ``lanspread`` command line."""

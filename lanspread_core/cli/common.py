@@ -1,0 +1,115 @@
+"""Pieces every ``lanspread`` command shares: error handling, options, output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from lanspread_core.errors import LanspreadError
+from lanspread_core.plugin.registry import Registry
+from lanspread_core.plugin.selection import AUTO, ENV_PROVIDER
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LanspreadGroup(click.Group):
+    """A click group that turns :class:`LanspreadError` into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LanspreadError as exc:
+            click.echo(f"lanspread: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def provider_option(func: F) -> F:
+    """``--provider NAME|auto`` for every command that unpacks or streams."""
+    return click.option(
+        "--provider",
+        default=AUTO,
+        envvar=ENV_PROVIDER,
+        show_default=True,
+        show_envvar=True,
+        help="Archive provider by name, or 'auto' to take the first that can handle"
+        " the archives. See 'lanspread plugins'.",
+    )(func)
+
+
+def registry_of(ctx: click.Context) -> Registry:
+    return ctx.find_root().obj
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def library_options(func: F) -> F:
+    """``--games-dir``, ``--catalog`` and ``--state-dir``, with env vars and defaults."""
+    from lanspread_core.library.catalog import ENV_CATALOG
+    from lanspread_core.library.statedir import (
+        ENV_GAMES_DIR,
+        ENV_STATE_DIR,
+        default_games_dir,
+        default_state_dir,
+    )
+
+    func = click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=ENV_STATE_DIR,
+        show_envvar=True,
+        help=f"Where identity, index, intents and logs live. [default: {default_state_dir()}]",
+    )(func)
+    func = click.option(
+        "--catalog",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=ENV_CATALOG,
+        show_envvar=True,
+        help="The catalog JSON file (games, names, versions). [default: none]",
+    )(func)
+    return click.option(
+        "--games-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=ENV_GAMES_DIR,
+        show_envvar=True,
+        help=f"The folder holding one folder per game. [default: {default_games_dir()}]",
+    )(func)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

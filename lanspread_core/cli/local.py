@@ -1,0 +1,195 @@
+"""Local commands that need no peer: scan, install, update, uninstall, remove-download."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from lanspread_core.cli.client import via_running_peer
+from lanspread_core.cli.common import (
+    emit_json,
+    library_options,
+    progress_bar,
+    provider_option,
+    registry_of,
+)
+from lanspread_core.errors import UsageError
+from lanspread_core.install.transactions import Outcome, Transactions
+from lanspread_core.library.catalog import Catalog, load_catalog
+from lanspread_core.library.statedir import StateDir, default_games_dir, locked
+
+
+@dataclass
+class LocalContext:
+    games_dir: Path
+    state: StateDir
+    catalog: Catalog
+    transactions: Transactions
+
+
+@contextmanager
+def local_context(
+    ctx: click.Context,
+    games_dir: Path | None,
+    catalog: Path | None,
+    state_dir: Path | None,
+    provider: str = "auto",
+    holder: str = "lanspread",
+) -> Iterator[LocalContext]:
+    """Open the games dir and state dir for one command and run start-up recovery."""
+    games = (games_dir or default_games_dir()).expanduser()
+    if not games.is_dir():
+        if games_dir is not None:
+            raise UsageError(f"games directory {games} does not exist")
+        games.mkdir(parents=True)
+    cat = load_catalog(catalog)
+    for warning in cat.warnings:
+        click.echo(f"lanspread: warning: {warning}", err=True)
+    state = StateDir(state_dir).ensure()
+    with locked(state, holder):
+        tx = Transactions(games, state, registry_of(ctx), provider=provider)
+        for note in tx.recover():
+            click.echo(f"lanspread: recovered: {note}", err=True)
+        yield LocalContext(games, state, cat, tx)
+
+
+def _report(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        emit_json(outcome.__dict__)
+        return
+    extra = f" with {outcome.provider} ({outcome.files} entries)" if outcome.provider else ""
+    click.echo(f"{outcome.op}: {outcome.game_id} done{extra}")
+
+
+@click.command()
+@library_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    games_dir: Path | None,
+    catalog: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """List the games in the games directory and what state each is in.
+
+    Only new or changed game folders are hashed; the index is kept in the
+    state directory.
+
+    Example: lanspread scan --games-dir ~/games --catalog catalog.json --json
+    """
+    from lanspread_core.library.index import Library
+
+    with local_context(ctx, games_dir, catalog, state_dir) as lc:
+        library = Library(lc.games_dir, lc.state, lc.catalog)
+        library.refresh()
+        games = library.games()
+    if as_json:
+        emit_json([g.to_json() for g in games])
+        return
+    if not games:
+        click.echo(f"no games in {lc.games_dir}")
+    else:
+        click.echo(
+            f"{'game':<20} {'version':<10} {'size':>12}  {'downloaded':<10} "
+            f"{'installed':<9}  availability"
+        )
+    for g in games:
+        state = f"error: {g.error}" if g.error else str(g.availability)
+        click.echo(
+            f"{g.id:<20} {g.local_version or '-':<10} {g.size:>12,}  "
+            f"{'yes' if g.downloaded else 'no':<10} {'yes' if g.installed else 'no':<9}  {state}"
+        )
+
+
+@click.command()
+@library_options
+@click.pass_context
+def recover(
+    ctx: click.Context, games_dir: Path | None, catalog: Path | None, state_dir: Path | None
+) -> None:
+    """Finish or undo operations a crash interrupted.
+
+    Every command and every peer start does this first; run it alone to see
+    what it does. It only deletes folders an intent or marker proves are ours.
+
+    Example: lanspread recover --games-dir ~/games
+    """
+    with local_context(ctx, games_dir, catalog, state_dir, holder="lanspread recover"):
+        pass
+
+
+def _operation(name: str, help_text: str, unpacks: bool) -> click.Command:
+    """A local transaction command; ``unpacks`` adds ``--provider`` and a progress bar."""
+
+    @click.argument("game")
+    @library_options
+    @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+    @click.pass_context
+    def command(
+        ctx: click.Context,
+        game: str,
+        games_dir: Path | None,
+        catalog: Path | None,
+        state_dir: Path | None,
+        as_json: bool,
+        provider: str = "auto",
+    ) -> None:
+        # a running peer holds the state dir: let it do the work
+        if via_running_peer(name, game, state_dir, games_dir, as_json):
+            return
+        with local_context(ctx, games_dir, catalog, state_dir, provider, f"lanspread {name}") as lc:
+            method = getattr(lc.transactions, name.replace("-", "_"))
+            if unpacks:
+                with progress_bar(f"{name} {game}") as update:
+                    outcome = method(game, progress=update)
+            else:
+                outcome = method(game)
+        _report(outcome, as_json)
+
+    if unpacks:
+        command = provider_option(command)
+    return click.command(name=name, help=help_text)(command)
+
+
+_VIA_PEER = (
+    "When a peer runs on the state dir ('lanspread run'), the peer does it and"
+    " this command shows its progress (Ctrl-C asks it to cancel); otherwise it"
+    " works on the games dir directly."
+)
+
+install = _operation(
+    "install",
+    "Unpack a downloaded GAME into its local/ folder, crash-safely.\n\n"
+    f"{_VIA_PEER}\n\n"
+    "Example: lanspread install quake --games-dir ~/games --provider unrar",
+    unpacks=True,
+)
+update = _operation(
+    "update",
+    "Reinstall GAME from its current archives, keeping your own files in local/.\n\n"
+    f"{_VIA_PEER}\n\n"
+    "Example: lanspread update quake --games-dir ~/games",
+    unpacks=True,
+)
+uninstall = _operation(
+    "uninstall",
+    "Remove GAME's local/ folder (your files in it too); the download stays.\n\n"
+    f"{_VIA_PEER}\n\n"
+    "Example: lanspread uninstall quake --games-dir ~/games",
+    unpacks=False,
+)
+remove_download = _operation(
+    "remove-download",
+    "Delete GAME's downloaded archives; refused while it is installed.\n\n"
+    f"{_VIA_PEER}\n\n"
+    "Example: lanspread remove-download quake --games-dir ~/games",
+    unpacks=False,
+)
+
+LOCAL_COMMANDS = (scan, recover, install, update, uninstall, remove_download)

@@ -1,0 +1,215 @@
+"""``lanspread run`` and ``lanspread peer``: start a peer with a front-end."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.abc
+import click
+
+from lanspread_core.cli.common import library_options, provider_option, registry_of
+from lanspread_core.config import HostPort, PeerConfig
+from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.frontends.logfile import close_log_file, log_events, open_log_file
+from lanspread_core.library.statedir import StateDir, default_games_dir, default_state_dir
+from lanspread_core.plugin.registry import Registry
+
+if TYPE_CHECKING:  # the runtime pulls in aioquic; only a running peer needs it
+    from lanspread_core.runtime.peer import PeerRuntimeHandle
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _hostport(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    try:
+        if isinstance(value, tuple):
+            return tuple(HostPort.parse(v) for v in value)
+        return HostPort.parse(value) if value else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def run_options(func: F) -> F:
+    """The options every way of starting a peer shares."""
+    options = [
+        click.option(
+            "--discovery",
+            default="mdns",
+            show_default=True,
+            help="Comma-separated discovery backends: mdns, static. Peers given with"
+            " --peer are always used.",
+        ),
+        click.option(
+            "--peer",
+            "peers",
+            multiple=True,
+            callback=_hostport,
+            help="A peer's control address HOST:PORT (repeatable).",
+        ),
+        click.option(
+            "--listen",
+            default="0.0.0.0:0",
+            show_default=True,
+            callback=_hostport,
+            help="Where the QUIC control plane listens (port 0: any free port).",
+        ),
+        click.option("--name", default="", help="A name other peers show for this one."),
+        click.option(
+            "--ping-interval",
+            type=float,
+            default=2.0,
+            show_default=True,
+            help="Seconds between liveness pings to an idle peer.",
+        ),
+        click.option(
+            "--stale-timeout",
+            type=float,
+            default=8.0,
+            show_default=True,
+            help="Seconds of silence after which a peer is forgotten.",
+        ),
+        provider_option,
+        library_options,
+    ]
+    for option in options:
+        func = option(func)
+    return func
+
+
+def make_config(kw: dict[str, Any]) -> PeerConfig:
+    discovery = tuple(d.strip() for d in kw["discovery"].split(",") if d.strip())
+    return PeerConfig(
+        games_dir=(kw["games_dir"] or default_games_dir()).expanduser().resolve(),
+        state_dir=(kw["state_dir"] or default_state_dir()).expanduser().resolve(),
+        catalog=kw["catalog"],
+        provider=kw["provider"],
+        discovery=discovery,
+        static_peers=kw["peers"],
+        listen=kw["listen"],
+        name=kw["name"],
+        ping_interval=kw["ping_interval"],
+        stale_timeout=kw["stale_timeout"],
+    )
+
+
+def _first_error(exc: BaseException) -> LanspreadError | None:
+    if isinstance(exc, LanspreadError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _first_error(inner)) is not None:
+                return found
+    return None
+
+
+def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: bool = False) -> int:
+    """Run a peer with a front-end until it stops; the front-end's exit code.
+
+    Next to the front-end run what every running peer has, whatever drives it:
+    the local control socket, the event log, and a clean stop on SIGINT/SIGTERM.
+    """
+    from lanspread_core.runtime.peer import start_peer
+
+    record = registry.frontends.get(frontend)
+    if record is None:
+        raise UsageError(
+            f"front-end {frontend!r} is not installed"
+            f" (installed: {', '.join(sorted(registry.frontends)) or 'none'})"
+        )
+    ui = record.factory(config)
+    state = StateDir(config.state_dir)
+
+    async def main() -> int:
+        async with anyio.create_task_group() as tg:
+            handle = await start_peer(config, registry, tg)
+            async with anyio.create_task_group() as extras:
+                await _start_extras(extras, handle, state)
+                code = await ui.run(handle)
+                extras.cancel_scope.cancel()
+            await handle.shutdown()
+            return code
+
+    log_handler = open_log_file(state, verbose)
+    try:
+        return anyio.run(main, backend="asyncio")
+    except KeyboardInterrupt:  # Ctrl-C before the peer was up
+        return 130
+    except BaseException as exc:
+        found = _first_error(exc)
+        if found is None:
+            raise
+        raise found from None
+    finally:
+        close_log_file(log_handler)
+
+
+async def _start_extras(
+    tg: anyio.abc.TaskGroup, handle: PeerRuntimeHandle, state: StateDir
+) -> None:
+    tg.start_soon(log_events, handle)
+    tg.start_soon(_stop_on_signal, handle)
+
+
+async def _stop_on_signal(handle: PeerRuntimeHandle) -> None:
+    """Ctrl-C or SIGTERM: say Goodbye and stop, as the ``shutdown`` command does."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("%s: stopping", signal.Signals(signum).name)
+            await handle.shutdown()
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("verbose"))
+
+
+@click.command()
+@run_options
+@click.option(
+    "--frontend",
+    default="console",
+    show_default=True,
+    help="What drives the peer and shows its events: console (a live view for people;"
+    " plain lines when stdout is not a terminal) or jsonl (see 'lanspread plugins').",
+)
+@click.pass_context
+def run(ctx: click.Context, frontend: str, **kw: Any) -> None:
+    """Run a peer: find others on the LAN, share and fetch games.
+
+    Shows the other peers, your library with each game's state, a progress
+    bar per running operation and errors, until Ctrl-C (which says goodbye to
+    the other peers and exits 0). While it runs, 'lanspread status', 'games',
+    'download', 'install' ... in another terminal talk to it through
+    <state dir>/control.sock. It logs to <state dir>/logs/lanspread.log
+    (see 'lanspread logs'; 'lanspread -v run' logs debug messages too).
+
+    \b
+    Example:
+      lanspread run --games-dir ~/games --catalog catalog.json --name alice
+    """
+    ctx.exit(run_peer(registry_of(ctx), make_config(kw), frontend, _verbose(ctx)))
+
+
+@click.command()
+@run_options
+@click.pass_context
+def peer(ctx: click.Context, **kw: Any) -> None:
+    """Run a peer driven by JSON lines on stdin (same as 'run --frontend jsonl').
+
+    Each input line is a command such as {"id": 1, "cmd": "list-games"}; each
+    output line is a result, an error or an event. End of input stops the
+    peer. See docs/protocol.md.
+
+    \b
+    Example:
+      lanspread peer --games-dir /tmp/g --peer 10.0.0.2:7000
+    """
+    ctx.exit(run_peer(registry_of(ctx), make_config(kw), "jsonl", _verbose(ctx)))
+
+
+PEER_COMMANDS = (run, peer)

@@ -1,0 +1,3 @@
+"""Install, update, uninstall and remove-download as crash-safe transactions, their intents and
+unpack logs.
+"""

@@ -1,0 +1,444 @@
+"""Install, update, uninstall and remove-download as crash-safe transactions.
+
+Each one records an intent, works only in the reserved folders
+(``.local.installing/``, ``.local.backup/``, each carrying a
+``.lanspread_owned`` marker), swaps by rename and clears the intent last.
+:meth:`Transactions.recover` runs at start-up: from the intent and what is
+on disk it rolls each interrupted transaction back or forward, so a crash at
+any point leaves the old state or the new one. A reserved folder is deleted
+only when an intent or its marker proves it is ours.
+
+Update reinstalls from the current archives and keeps the user's files: a
+file in ``local/`` that the archives do not contain is hard-linked (or
+copied) into the new tree before the swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanspread_core.archive.cancel import CancelToken, WatchedSink
+from lanspread_core.archive.treewriter import check_entries
+from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.install import intent
+from lanspread_core.install.unpacklog import UnpackLog
+from lanspread_core.library.layout import (
+    BACKUP,
+    INSTALLING,
+    LOCAL,
+    OWNED_MARKER,
+    SENTINEL,
+    SENTINEL_DISCARDED,
+    game_root,
+    is_downloaded,
+    is_installed,
+    root_archives,
+)
+from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.statedir import StateDir
+from lanspread_core.plugin.registry import Registry
+from lanspread_core.plugin.selection import choose
+from lanspread_core.system.atomic import fsync_dir
+from lanspread_core.system.diskspace import check_free_space
+from lanspread_core.system.faults import fault_point
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+class TransactionError(LanspreadError):
+    pass
+
+
+@dataclass
+class Outcome:
+    game_id: str
+    op: str
+    provider: str | None = None
+    files: int = 0
+    bytes: int = 0
+
+
+def _mark(folder: Path) -> None:
+    marker = folder / OWNED_MARKER
+    with open(marker, "wb") as fh:
+        fh.write(b"created by lanspread; this folder is a transaction's and may be removed\n")
+        os.fsync(fh.fileno())
+    fsync_dir(folder)
+
+
+def _owned(folder: Path) -> bool:
+    return (folder / OWNED_MARKER).is_file()
+
+
+def _rename(src: Path, dst: Path) -> None:
+    os.rename(src, dst)
+    fsync_dir(dst.parent)
+
+
+def _rmtree(path: Path, fault: str | None = None) -> None:
+    """Remove ``path``; ``fault`` fires after the first child is gone (crash tests)."""
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        path.unlink()
+        return
+    if fault:
+        children = sorted(path.iterdir())
+        if children:
+            _rmtree(children[0])
+            fault_point(fault)
+    shutil.rmtree(path)
+
+
+def _carry_user_files(old: Path, new: Path) -> int:
+    """Link every path of ``old`` that ``new`` lacks into ``new``; return how many.
+
+    The old tree stays untouched, so a crash before the swap loses nothing. A
+    user path that collides with the new tree's shape (a file where the
+    archives now have a folder) stops the update rather than dropping it.
+    """
+    carried = 0
+    for dirpath, dirnames, filenames in os.walk(old):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(old)
+        target_dir = new / rel_dir
+        for name in list(dirnames):
+            src, dst = here / name, target_dir / name
+            if src.is_symlink():
+                dirnames.remove(name)
+                filenames.append(name)
+            elif not os.path.lexists(dst):
+                dst.mkdir()
+            elif not stat.S_ISDIR(os.lstat(dst).st_mode):
+                raise TransactionError(
+                    f"your folder local/{rel_dir / name} is a file in the new version;"
+                    " move it away and update again"
+                )
+        for name in filenames:
+            if here == old and name == OWNED_MARKER:
+                continue
+            src, dst = here / name, target_dir / name
+            if os.path.lexists(dst):
+                continue  # the archives ship this file: the new version wins
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            else:
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+            carried += 1
+    return carried
+
+
+class Transactions:
+    """The local operations on one games directory."""
+
+    def __init__(
+        self,
+        games_dir: Path,
+        state: StateDir,
+        registry: Registry,
+        ops: OperationTable | None = None,
+        provider: str = "auto",
+    ) -> None:
+        self.games_dir = games_dir
+        self.state = state
+        self.registry = registry
+        self.ops = ops or OperationTable()
+        self.provider = provider
+
+    # ----------------------------------------------------------------- helpers
+    def root(self, game_id: str) -> Path:
+        root = game_root(self.games_dir, game_id)
+        if root.is_symlink():
+            raise UsageError(f"{root} is a symbolic link; Lanspread only manages real folders")
+        return root
+
+    def require_root(self, game_id: str) -> Path:
+        root = self.root(game_id)
+        if not root.is_dir():
+            raise UsageError(f"there is no game {game_id!r} in {self.games_dir}")
+        return root
+
+    def _unpack_into_staging(
+        self,
+        game_id: str,
+        op: str,
+        root: Path,
+        token: CancelToken | None,
+        progress: Progress | None,
+    ) -> Outcome:
+        archives = root_archives(root)
+        if not archives:
+            raise TransactionError(f"{game_id} has no archives (*.eti) to install from")
+        choice = choose(self.registry, self.provider, archives)
+        entries = choice.provider.entries(archives)
+        check_entries(entries)
+        total = sum(e.size for e in entries)
+        check_free_space(root, total, f"install {game_id}")
+        outcome = Outcome(game_id, op, choice.name, len(entries), total)
+
+        intent.record(self.state, game_id, op, "staging")
+        fault_point(f"{op}.intent_written")
+        staging = root / INSTALLING
+        staging.mkdir()
+        _mark(staging)
+        fault_point(f"{op}.staging_created")
+
+        done = 0
+        files_done = 0
+
+        def on_bytes(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
+        def on_file_end(_entry: object) -> None:
+            nonlocal files_done
+            files_done += 1
+            if files_done == 1:
+                fault_point(f"{op}.unpacking")
+
+        with UnpackLog(self.state.unpack_logs, game_id, op) as ulog:
+            ulog.line(f"{op} {game_id} with provider {choice.name} ({choice.probe.format})")
+            ulog.line("archives: " + ", ".join(a.name for a in archives))
+            ulog.line(f"{len(entries)} entries, {total} bytes")
+            try:
+                choice.provider.unpack(
+                    archives,
+                    staging,
+                    lambda sink: WatchedSink(sink, token, on_bytes, on_file_end),
+                )
+            except BaseException:
+                _rmtree(staging)
+                intent.clear(self.state, game_id)
+                raise
+        fault_point(f"{op}.unpacked")
+        return outcome
+
+    # ------------------------------------------------------------- operations
+    def install(
+        self, game_id: str, token: CancelToken | None = None, progress: Progress | None = None
+    ) -> Outcome:
+        """Unpack a downloaded game into ``local/``."""
+        root = self.require_root(game_id)
+        with self.ops.hold(game_id, "install"):
+            self.recover_game(game_id)
+            if not is_downloaded(root):
+                raise TransactionError(f"{game_id} is not downloaded (no {SENTINEL})")
+            if is_installed(root):
+                raise TransactionError(f"{game_id} is already installed; use update")
+            outcome = self._unpack_into_staging(game_id, "install", root, token, progress)
+            _rename(root / INSTALLING, root / LOCAL)
+            fault_point("install.promoted")
+            (root / LOCAL / OWNED_MARKER).unlink()
+            fault_point("install.marker_removed")
+            intent.clear(self.state, game_id)
+            return outcome
+
+    def update(
+        self, game_id: str, token: CancelToken | None = None, progress: Progress | None = None
+    ) -> Outcome:
+        """Reinstall from the current archives, keeping the user's own files."""
+        root = self.require_root(game_id)
+        with self.ops.hold(game_id, "update"):
+            self.recover_game(game_id)
+            if not is_downloaded(root):
+                raise TransactionError(f"{game_id} is not downloaded (no {SENTINEL})")
+            if not is_installed(root):
+                raise TransactionError(f"{game_id} is not installed; use install")
+            outcome = self._unpack_into_staging(game_id, "update", root, token, progress)
+            staging, local, backup = root / INSTALLING, root / LOCAL, root / BACKUP
+            try:
+                _carry_user_files(local, staging)
+            except BaseException:
+                _rmtree(staging)
+                intent.clear(self.state, game_id)
+                raise
+            fault_point("update.user_files_carried")
+            intent.record(self.state, game_id, "update", "swap")
+            _rename(local, backup)
+            _mark(backup)
+            fault_point("update.backed_up")
+            _rename(staging, local)
+            fault_point("update.promoted")
+            (local / OWNED_MARKER).unlink()
+            fault_point("update.marker_removed")
+            _rmtree(backup, fault="update.backup_removing")
+            fault_point("update.backup_removed")
+            intent.clear(self.state, game_id)
+            return outcome
+
+    def stream_install(self, game_id: str, fill: Callable[[Path], Outcome]) -> Outcome:
+        """Install from a stream: ``fill(staging)`` writes the tree, then it is promoted.
+
+        No archives and no ``version.ini`` are written: the game ends installed,
+        not downloaded. A failed attempt removes its staging folder, and the game
+        root too when this attempt created it.
+        """
+        root = self.root(game_id)
+        with self.ops.hold(game_id, "stream-install"):
+            self.recover_game(game_id)
+            if is_installed(root):
+                raise TransactionError(
+                    f"{game_id} is already installed; uninstall it first to stream-install it"
+                )
+            created = not root.exists()
+            root.mkdir(parents=True, exist_ok=True)
+            intent.record(self.state, game_id, "stream-install", "staging", created_root=created)
+            staging = root / INSTALLING
+            try:
+                staging.mkdir()
+                _mark(staging)
+                outcome = fill(staging)
+            except BaseException:
+                _rmtree(staging)
+                if created:
+                    with contextlib.suppress(OSError):
+                        root.rmdir()
+                intent.clear(self.state, game_id)
+                raise
+            _rename(staging, root / LOCAL)
+            (root / LOCAL / OWNED_MARKER).unlink()
+            intent.clear(self.state, game_id)
+            return outcome
+
+    def uninstall(self, game_id: str) -> Outcome:
+        """Remove ``local/`` (user files included); the download stays."""
+        root = self.require_root(game_id)
+        with self.ops.hold(game_id, "uninstall"):
+            self.recover_game(game_id)
+            if not is_installed(root):
+                raise TransactionError(f"{game_id} is not installed")
+            intent.record(self.state, game_id, "uninstall", "backup")
+            fault_point("uninstall.intent_written")
+            backup = root / BACKUP
+            _rename(root / LOCAL, backup)
+            _mark(backup)
+            fault_point("uninstall.backed_up")
+            _rmtree(backup, fault="uninstall.backup_removing")
+            fault_point("uninstall.backup_removed")
+            intent.clear(self.state, game_id)
+            return Outcome(game_id, "uninstall")
+
+    def remove_download(self, game_id: str) -> Outcome:
+        """Delete a downloaded, not installed game's root."""
+        root = self.root(game_id)
+        if root.resolve().parent != self.games_dir.resolve():
+            raise UsageError(f"{game_id!r} is not a folder directly in {self.games_dir}")
+        if not root.is_dir():
+            raise UsageError(f"there is no game {game_id!r} in {self.games_dir}")
+        with self.ops.hold(game_id, "remove-download"):
+            self.recover_game(game_id)
+            if is_installed(root):
+                raise TransactionError(
+                    f"{game_id} is installed; uninstall it before removing its download"
+                )
+            if not is_downloaded(root):
+                raise TransactionError(
+                    f"{game_id} has no {SENTINEL}, so it is not a complete download; not removed"
+                )
+            intent.record(self.state, game_id, "remove-download", "discard")
+            fault_point("remove-download.intent_written")
+            _rename(root / SENTINEL, root / SENTINEL_DISCARDED)
+            fault_point("remove-download.sentinel_discarded")
+            _rmtree(root, fault="remove-download.deleting")
+            fsync_dir(root.parent)
+            fault_point("remove-download.deleted")
+            intent.clear(self.state, game_id)
+            return Outcome(game_id, "remove-download")
+
+    # --------------------------------------------------------------- recovery
+    def recover(self) -> list[str]:
+        """Finish or undo every interrupted transaction; return what was done."""
+        done: list[str] = []
+        games = set(intent.recorded_games(self.state))
+        if self.games_dir.is_dir():
+            for child in self.games_dir.iterdir():
+                reserved = (child / INSTALLING).exists() or (child / BACKUP).exists()
+                if child.is_dir() and not child.is_symlink() and reserved:
+                    games.add(child.name)
+        for game_id in sorted(games):
+            try:
+                self.root(game_id)
+            except UsageError:
+                intent.clear(self.state, game_id)
+                continue
+            done.extend(self.recover_game(game_id))
+        return done
+
+    def recover_game(self, game_id: str) -> list[str]:
+        root = self.root(game_id)
+        rec = intent.read(self.state, game_id)
+        staging, local, backup = root / INSTALLING, root / LOCAL, root / BACKUP
+        notes: list[str] = []
+
+        def note(text: str) -> None:
+            notes.append(f"{game_id}: {text}")
+            log.info("recovery: %s: %s", game_id, text)
+
+        if rec is not None and rec.op in ("install", "update", "stream-install"):
+            if os.path.lexists(staging) and not is_installed(root) and backup.is_dir():
+                # update died between its two renames: put the old tree back
+                _rename(backup, local)
+                (local / OWNED_MARKER).unlink(missing_ok=True)
+                note("restored the previous install")
+            if os.path.lexists(staging):
+                _rmtree(staging)
+                note(f"rolled back an unfinished {rec.op}")
+            if is_installed(root):
+                (local / OWNED_MARKER).unlink(missing_ok=True)
+            if os.path.lexists(backup):
+                _rmtree(backup)
+                note(f"finished an interrupted {rec.op}")
+            if rec.created_root and root.is_dir() and not any(root.iterdir()):
+                root.rmdir()
+                note("removed the empty folder an interrupted stream-install made")
+        elif rec is not None and rec.op == "uninstall":
+            if os.path.lexists(backup):
+                _rmtree(backup)
+                note("finished an interrupted uninstall")
+        elif rec is not None and rec.op == "remove-download":
+            if root.is_dir() and not is_downloaded(root) and not is_installed(root):
+                _rmtree(root)
+                note("finished an interrupted download removal")
+        else:
+            notes.extend(self._sweep_unrecorded(game_id, root))
+        if rec is not None:
+            intent.clear(self.state, game_id)
+        return notes
+
+    def _sweep_unrecorded(self, game_id: str, root: Path) -> list[str]:
+        """Reserved folders with no intent: act only where the marker proves ownership."""
+        notes = []
+        staging, local, backup = root / INSTALLING, root / LOCAL, root / BACKUP
+        if staging.is_dir():
+            if _owned(staging):
+                _rmtree(staging)
+                notes.append(f"{game_id}: removed a leftover staging folder")
+            else:
+                notes.append(f"{game_id}: left {staging} alone (not created by lanspread)")
+        if backup.is_dir():
+            if not _owned(backup):
+                notes.append(f"{game_id}: left {backup} alone (not created by lanspread)")
+            elif is_installed(root):
+                _rmtree(backup)
+                notes.append(f"{game_id}: removed a leftover backup")
+            else:
+                _rename(backup, local)
+                (local / OWNED_MARKER).unlink(missing_ok=True)
+                notes.append(f"{game_id}: restored local/ from a leftover backup")
+        for note in notes:
+            log.info("recovery: %s", note)
+        return notes

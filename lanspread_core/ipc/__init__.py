@@ -1,0 +1,3 @@
+"""The local control socket: the JSONL session codec, its server inside the peer and the client
+commands use.
+"""

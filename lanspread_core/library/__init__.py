@@ -1,0 +1,3 @@
+"""A games directory and what it holds: disk rules, catalog, version.ini, manifests, the index, the
+monitor.
+"""

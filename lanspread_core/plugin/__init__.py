@@ -1,0 +1,3 @@
+"""Plugins: the hook specs, the records hooks return, the registry that loads them, and provider
+selection.
+"""

@@ -1,0 +1,80 @@
+"""The hooks a Lanspread plugin may implement.
+
+Every hook is synchronous and returns records; the work happens in the
+objects the records' factories build (async where it must be).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import click
+import pluggy
+
+from lanspread_core.plugin.records import DiscoveryRecord, FrontendRecord, ProviderRecord
+
+PROJECT = "lanspread"
+_spec = pluggy.HookspecMarker(PROJECT)
+
+
+@_spec
+def lanspread_providers() -> Iterable[ProviderRecord]:
+    """Register archive providers (unpackers and stream-install providers).
+
+    :return: provider records; names must be unique across all plugins.
+
+    Example::
+
+        from lanspread_core import ArchiveProvider, ProviderRecord, hookimpl
+
+        class TarProvider(ArchiveProvider):
+            ...
+
+        @hookimpl
+        def lanspread_providers():
+            return [ProviderRecord(name="tar", factory=TarProvider, handles=("tar",))]
+    """
+
+
+@_spec
+def lanspread_discovery_backends() -> Iterable[DiscoveryRecord]:
+    """Register discovery backends (how peers find each other).
+
+    :return: discovery records; the factory takes the peer's config.
+
+    Example::
+
+        @hookimpl
+        def lanspread_discovery_backends():
+            return [DiscoveryRecord(name="static", factory=StaticDiscovery)]
+    """
+
+
+@_spec
+def lanspread_frontends() -> Iterable[FrontendRecord]:
+    """Register front-ends (what drives a running peer and shows its events).
+
+    :return: front-end records; the factory takes the peer's config.
+
+    Example::
+
+        @hookimpl
+        def lanspread_frontends():
+            return [FrontendRecord(name="jsonl", factory=JsonlFrontend)]
+    """
+
+
+@_spec
+def lanspread_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``lanspread`` command line.
+
+    :param cli: the top-level click group; call ``cli.add_command(...)``.
+
+    Example::
+
+        @hookimpl
+        def lanspread_register_commands(cli):
+            @cli.command()
+            def hello():
+                click.echo("hello")
+    """

@@ -1,0 +1,3 @@
+"""The running peer: lifecycle, request handlers, peer sync and liveness, operations, events and
+the supervisor.
+"""

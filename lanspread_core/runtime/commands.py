@@ -1,0 +1,226 @@
+"""The commands a front-end can send to a running peer, by name.
+
+Each takes the command object (``{"cmd": ..., ...}``) and returns a JSON-ready
+result or raises :class:`~lanspread_core.errors.LanspreadError` with one
+sentence. Documented in ``docs/protocol.md`` (the JSONL section).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lanspread_core.config import HostPort
+from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.library.layout import game_root
+from lanspread_core.runtime.operations import download_body, stream_install_body, transaction
+from lanspread_core.transfer.download import check_version_file
+
+if TYPE_CHECKING:
+    from lanspread_core.runtime.peer import PeerRuntime
+
+Handler = Callable[["PeerRuntime", dict[str, Any]], Awaitable[dict[str, Any]]]
+COMMANDS: dict[str, Handler] = {}
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+class BadCommand(UsageError):
+    pass
+
+
+def _str(cmd: dict[str, Any], key: str) -> str:
+    value = cmd.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadCommand(f"{cmd.get('cmd')} needs a string {key!r}")
+    return value
+
+
+def _num(cmd: dict[str, Any], key: str, default: float) -> float:
+    value = cmd.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise BadCommand(f"{cmd.get('cmd')}: {key!r} must be a non-negative number")
+    return float(value)
+
+
+def _flag(cmd: dict[str, Any], key: str, default: bool) -> bool:
+    value = cmd.get(key, default)
+    if not isinstance(value, bool):
+        raise BadCommand(f"{cmd.get('cmd')}: {key!r} must be true or false")
+    return value
+
+
+async def dispatch(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    name = cmd.get("cmd")
+    handler = COMMANDS.get(name) if isinstance(name, str) else None
+    if handler is None:
+        raise BadCommand(f"unknown command {name!r}; commands: {', '.join(sorted(COMMANDS))}")
+    return await handler(rt, cmd)
+
+
+@command("status")
+async def status(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    rev, games = rt.library.snapshot()
+    ready = rt.ready_event()
+    del ready["event"]
+    return {
+        **ready,
+        "peers": len(rt.peers),
+        "library_rev": rev,
+        "games": len(games),
+        "serving": sorted(rt.served.games),
+        "active": rt.active(),
+        "services": {
+            name: {"running": s.running, "restarts": s.restarts, "last_error": s.last_error}
+            for name, s in rt.supervisor.services.items()
+        },
+    }
+
+
+@command("peers")
+async def peers(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    return {"peers": [p.to_json() for p in rt.peers.all()]}
+
+
+def games_view(rt: PeerRuntime) -> list[dict[str, Any]]:
+    """Local and remote games together: each with its state here and who serves it."""
+    local = {g.id: g.to_json() for g in rt.library.games()}
+    holders: dict[str, list[str]] = {}
+    for peer in rt.peers.all():
+        for gid, info in peer.games.items():
+            cat = rt.catalog.get(gid)
+            if cat is None or cat.version == info.version:
+                holders.setdefault(gid, []).append(peer.peer_id)
+    view = []
+    for gid in sorted(local.keys() | holders.keys()):
+        cat = rt.catalog.get(gid)
+        entry = local.get(gid) or {
+            "id": gid,
+            "name": cat.name if cat else gid,
+            "version": None,
+            "catalog_version": cat.version if cat else None,
+            "downloaded": False,
+            "installed": False,
+            "availability": "remote",
+            "size": next((p.games[gid].size for p in rt.peers.all() if gid in p.games), 0),
+            "manifest_hash": None,
+        }
+        entry["peers"] = holders.get(gid, [])
+        entry["active"] = rt.ops.kind_of(gid)
+        view.append(entry)
+    return view
+
+
+@command("list-games")
+async def list_games(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    return {"games": games_view(rt), "active": rt.active(), "library_rev": rt.library.rev}
+
+
+@command("get-game")
+async def get_game(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    gid = _str(cmd, "game_id")
+    for entry in games_view(rt):
+        if entry["id"] == gid:
+            return entry
+    raise LanspreadError(f"no game {gid!r} here or on any known peer")
+
+
+@command("connect")
+async def connect(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    try:
+        addr = HostPort.parse(_str(cmd, "addr"))
+    except ValueError as exc:
+        raise BadCommand(str(exc)) from exc
+    peer = await rt.connect(addr.host, addr.port)
+    if peer is None:
+        raise LanspreadError(f"{addr} is this peer itself")
+    return {"peer": peer.to_json()}
+
+
+@command("wait-peers")
+async def wait_peers(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    count = int(_num(cmd, "count", 1))
+    timeout = _num(cmd, "timeout_ms", 10_000) / 1000
+    return {"peers": await rt.wait_peers(count, timeout)}
+
+
+@command("fetch")
+async def fetch(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Ask every known peer for its library now, instead of waiting for a ping."""
+    for peer in rt.peers.all():
+        peer.announced_rev = -2
+        rt._schedule_sync(peer)
+    return {"peers": len(rt.peers)}
+
+
+def _newer_on_peers(rt: PeerRuntime, gid: str) -> bool:
+    """Whether ``update`` should fetch: the catalog names a version we do not hold."""
+    cat = rt.catalog.get(gid)
+    if cat is None:
+        return False
+    root = rt.config.games_dir / gid
+    return check_version_file(root) != cat.version
+
+
+def _operation(kind: str) -> Handler:
+    async def run(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+        gid = _str(cmd, "game_id")
+        wait = _flag(cmd, "wait", False)
+        game_root(rt.config.games_dir, gid)  # a bad id fails now, not as a later event
+        if kind == "update" and _newer_on_peers(rt, gid):
+            return await rt.run_operation("download", gid, download_body(rt, gid, True), wait)
+        rt.tx.require_root(gid)  # a missing game fails now too
+        return await rt.run_operation(kind, gid, transaction(rt, kind, gid), wait)
+
+    return run
+
+
+for _kind in ("install", "update", "uninstall", "remove-download"):
+    COMMANDS[_kind] = _operation(_kind)
+
+
+@command("download")
+async def download(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    gid = _str(cmd, "game_id")
+    game_root(rt.config.games_dir, gid)
+    install = _flag(cmd, "install", True)
+    wait = _flag(cmd, "wait", False)
+    return await rt.run_operation("download", gid, download_body(rt, gid, install), wait)
+
+
+@command("stream-install")
+async def stream_install(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    gid = _str(cmd, "game_id")
+    game_root(rt.config.games_dir, gid)
+    wait = _flag(cmd, "wait", False)
+    return await rt.run_operation("stream-install", gid, stream_install_body(rt, gid), wait)
+
+
+@command("cancel")
+async def cancel(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    gid = _str(cmd, "game_id")
+    token = rt.cancels.get(gid)
+    if token is None:
+        raise LanspreadError(f"nothing to cancel for {gid}")
+    token.cancel()
+    return {"game_id": gid, "cancelling": True}
+
+
+@command("set-game-dir")
+async def set_game_dir(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    path = Path(_str(cmd, "path"))
+    await rt.set_game_dir(path)
+    return {"games_dir": str(rt.config.games_dir)}
+
+
+@command("shutdown")
+async def shutdown(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+    rt.request_stop()
+    return {"stopping": True}

@@ -1,0 +1,142 @@
+"""The receiving side of a stream-install: frames from a socket into a staging tree.
+
+Every entry is checked before a byte is written (no absolute paths, ``..``,
+links or devices), headers must arrive in the announced order, and every file
+is verified: its size, and its CRC32 — against the archive's header CRC when
+the archive has one, and always against the CRC the sender computed. A file
+of zero bytes may come without a header CRC; a non-empty one is never
+accepted without a matching CRC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from lanspread_core.archive.protocol import Entry, EntryKind
+from lanspread_core.archive.treewriter import TreeWriter, check_entries
+from lanspread_core.errors import Cancelled
+from lanspread_core.transfer.handoff import Handoff
+from lanspread_core.wire.dataplane import STATUS_MAX, parse_status
+from lanspread_core.wire.streamframes import (
+    DATA,
+    END,
+    ENTRIES,
+    ERROR,
+    FILE_END,
+    HEADER,
+    FrameReader,
+    StreamError,
+)
+
+
+def _read_status(sock: socket.socket) -> str | None:
+    head = sock.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        raise StreamError("the sender closed the connection before answering")
+    length = int.from_bytes(head, "big")
+    if length > STATUS_MAX:
+        raise StreamError("the sender's status frame is over its cap")
+    body = sock.recv(length, socket.MSG_WAITALL) if length else b""
+    if len(body) < length:
+        raise StreamError("the sender's status frame was cut short")
+    return parse_status(body)
+
+
+@dataclasses.dataclass
+class Received:
+    files: int = 0
+    bytes: int = 0
+    total: int = 0
+    format: str = ""
+
+
+def receive_stream(
+    sock: socket.socket,
+    dest: Path,
+    cancel: threading.Event,
+    on_total: Callable[[int], None],
+    on_bytes: Callable[[int], None],
+) -> Received:
+    """Receive a whole stream into ``dest`` (an empty staging folder)."""
+    error = _read_status(sock)
+    if error is not None:
+        raise StreamError(f"the sending peer refused: {error}")
+    reader = FrameReader(sock)
+    kind, payload = reader.next()
+    if kind != ENTRIES:
+        raise StreamError("the stream did not start with its entry list")
+    listing = reader.json(payload)
+    try:
+        entries = [Entry.from_json(e) for e in listing["entries"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StreamError(f"the entry list is malformed: {exc}") from None
+    check_entries(entries)
+    got = Received(total=sum(e.size for e in entries if e.kind is EntryKind.FILE))
+    got.format = str(listing.get("format", ""))
+    on_total(got.total)
+    writer = TreeWriter(dest)
+    pending = iter(entries)
+    current: Entry | None = None
+    written = 0
+    # the disk writes (and CRCs) run in a second thread while this one receives
+    disk = Handoff("lanspread-stream-writer")
+    try:
+        while True:
+            if cancel.is_set():
+                raise Cancelled("the stream-install was cancelled")
+            kind, payload = reader.next()
+            if kind == HEADER:
+                if current is not None and current.kind is EntryKind.FILE:
+                    raise StreamError(f"{current.path!r} has no end frame")
+                header = Entry.from_json(reader.json(payload))
+                expected = next(pending, None)
+                if expected is None or (header.path, header.kind, header.size) != (
+                    expected.path,
+                    expected.kind,
+                    expected.size,
+                ):
+                    raise StreamError(f"entry {header.path!r} was not announced in this order")
+                current, written = expected, 0
+                disk.submit(writer.begin, current)
+                if current.kind is EntryKind.DIR:
+                    disk.submit(writer.end, current)
+                    current = None
+            elif kind == DATA:
+                if current is None or current.kind is not EntryKind.FILE:
+                    raise StreamError("file data arrived outside a file")
+                written += len(payload)
+                if written > current.size:
+                    raise StreamError(f"{current.path!r} is longer than its {current.size} bytes")
+                disk.submit(writer.write, bytes(payload))
+                got.bytes += len(payload)
+                on_bytes(len(payload))
+            elif kind == FILE_END:
+                if current is None:
+                    raise StreamError("a file end arrived outside a file")
+                sent = int(str(reader.json(payload).get("crc32", "")), 16)
+                if current.crc32 is not None and current.crc32 != sent:
+                    raise StreamError(f"{current.path!r}: the sender's CRC32 is not the archive's")
+                disk.submit(writer.end, dataclasses.replace(current, crc32=sent))
+                got.files += 1
+                current = None
+            elif kind == ERROR:
+                raise StreamError(f"the sending peer failed: {reader.json(payload).get('error')}")
+            elif kind == END:
+                if current is not None or next(pending, None) is not None:
+                    raise StreamError("the stream ended before every entry arrived")
+                disk.close()
+                return got
+            else:
+                raise StreamError(f"unexpected {kind.decode()} frame")
+    except ValueError as exc:
+        disk.abandon()
+        raise StreamError(f"a stream frame is malformed: {exc}") from None
+    except BaseException:
+        disk.abandon()
+        raise
+    finally:
+        writer.close()
