@@ -21,7 +21,12 @@ from lanspread_core.errors import (
     UnsafeEntryError,
     VerificationError,
 )
-from lanspread_core.plugin.records import DiscoveryRecord, FrontendRecord, ProviderRecord
+from lanspread_core.plugin.records import (
+    DiscoveryRecord,
+    FrontendRecord,
+    ProviderRecord,
+    lazy,
+)
 
 hookimpl = pluggy.HookimplMarker("lanspread")
 __version__ = "0.1.0"
@@ -44,4 +49,5 @@ __all__ = [
     "UnsafeEntryError",
     "VerificationError",
     "hookimpl",
+    "lazy",
 ]

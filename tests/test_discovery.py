@@ -61,8 +61,11 @@ async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
 
 def test_builtin_backends_are_registered_through_the_entry_point():
     registry = load_registry()
-    assert registry.discovery["mdns"].factory is MdnsDiscovery
-    assert registry.discovery["static"].factory is StaticDiscovery
+    mdns = registry.discovery["mdns"].factory(config())
+    static_backend = registry.discovery["static"].factory(config("10.1.2.3:7000"))
+    assert isinstance(mdns, MdnsDiscovery) and mdns.name == "mdns"
+    assert isinstance(static_backend, StaticDiscovery)
+    assert static_backend.peers == (HostPort.parse("10.1.2.3:7000"),)
     assert registry.owners["discovery:mdns"] == registry.owners["discovery:static"] == "discovery"
 
 

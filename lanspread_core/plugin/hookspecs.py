@@ -33,6 +33,10 @@ def lanspread_providers() -> Iterable[ProviderRecord]:
         @hookimpl
         def lanspread_providers():
             return [ProviderRecord(name="tar", factory=TarProvider, handles=("tar",))]
+
+    A provider that wraps a slow-to-import library registers
+    ``factory=lazy("lanspread_tar.provider:TarProvider")`` instead, so commands
+    that never build a provider (``--help``, ``plugins``) never import it.
     """
 
 
@@ -46,7 +50,11 @@ def lanspread_discovery_backends() -> Iterable[DiscoveryRecord]:
 
         @hookimpl
         def lanspread_discovery_backends():
-            return [DiscoveryRecord(name="static", factory=StaticDiscovery)]
+            return [
+                DiscoveryRecord(
+                    name="static", factory=lazy("lanspread_core.discovery.static:StaticDiscovery")
+                )
+            ]
     """
 
 
@@ -60,7 +68,11 @@ def lanspread_frontends() -> Iterable[FrontendRecord]:
 
         @hookimpl
         def lanspread_frontends():
-            return [FrontendRecord(name="jsonl", factory=JsonlFrontend)]
+            return [
+                FrontendRecord(
+                    name="jsonl", factory=lazy("lanspread_core.frontends.jsonl:JsonlFrontend")
+                )
+            ]
     """
 
 

@@ -3,16 +3,72 @@
 Hooks register; they never do the work. The work lives in whatever the
 factory builds. Records validate themselves so a plugin with a bad name fails
 at start-up, not in the middle of an install.
+
+Every ``lanspread`` command loads every plugin, so a factory given as
+``lazy("module:attr")`` keeps the provider's module (and the libraries it
+wraps: zeroconf, libarchive, the unrar library) out of commands that never
+build one, such as ``--help`` and ``plugins``.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanspread_core.errors import PluginError
+
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class LazyFactory:
+    """A factory that imports ``module:attr`` on its first call, then calls it.
+
+    The import happens once; a failed import is tried again on the next call
+    (a user may install the missing library while the peer runs).
+    """
+
+    def __init__(self, target: str) -> None:
+        if not _TARGET.match(target):
+            raise ValueError(f"lazy factory {target!r} must look like 'package.module:attribute'")
+        self.target = target
+        self._resolved: Callable[..., Any] | None = None
+
+    def resolve(self) -> Callable[..., Any]:
+        """Import the target and return it (a class or a function)."""
+        if self._resolved is not None:
+            return self._resolved
+        module_name, _, attr = self.target.partition(":")
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                found = getattr(found, part)
+        except (ImportError, AttributeError, OSError) as exc:
+            # libarchive-c raises OSError when the system libarchive is missing
+            raise PluginError(
+                f"cannot load {self.target!r} ({exc}); reinstall the plugin that provides it"
+            ) from exc
+        if not callable(found):
+            raise PluginError(f"lazy factory {self.target!r} names something that is not callable")
+        self._resolved = found
+        return found
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
+
+
+def lazy(target: str) -> LazyFactory:
+    """A record factory that imports ``"package.module:attribute"`` only when first called.
+
+    Example: ``ProviderRecord(name="tar", factory=lazy("lanspread_tar.provider:TarProvider"))``.
+    """
+    return LazyFactory(target)
 
 
 @dataclass(frozen=True)

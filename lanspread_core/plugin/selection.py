@@ -8,7 +8,13 @@ from pathlib import Path
 
 from lanspread_core.archive.protocol import ProbeResult
 from lanspread_core.archive.provider import ArchiveProvider
-from lanspread_core.errors import ArchiveError, NoProviderCanHandle, ProviderNotFound, UsageError
+from lanspread_core.errors import (
+    ArchiveError,
+    NoProviderCanHandle,
+    PluginError,
+    ProviderNotFound,
+    UsageError,
+)
 from lanspread_core.plugin.registry import Registry
 
 AUTO = "auto"
@@ -34,7 +40,10 @@ def build_provider(registry: Registry, name: str) -> ArchiveProvider:
             f"provider {name!r} is not installed (installed: {installed_names(registry)});"
             f" try 'pip install lanspread-{name}'"
         )
-    return record.factory()
+    try:
+        return record.factory()
+    except PluginError as exc:
+        raise PluginError(f"provider {name!r} cannot be used: {exc}") from exc
 
 
 def _probe(provider: ArchiveProvider, archives: Sequence[Path]) -> ProbeResult:
@@ -65,7 +74,11 @@ def choose(registry: Registry, name: str, archives: Sequence[Path]) -> Choice:
         )
     reasons = []
     for pname in sorted(registry.providers):
-        provider = registry.providers[pname].factory()
+        try:
+            provider = registry.providers[pname].factory()
+        except PluginError as exc:  # a provider whose library is missing declines, with why
+            reasons.append(f"{pname}: {exc}")
+            continue
         probe = _probe(provider, archives)
         if probe.ok:
             return Choice(pname, provider, probe)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import click
 
-from lanspread_core import ProviderRecord, hookimpl
+from lanspread_core import ProviderRecord, hookimpl, lazy
 from lanspread_fixture.commands import fixtures
-from lanspread_fixture.provider import FixtureProvider
 
 
 @hookimpl
@@ -19,7 +18,7 @@ def lanspread_providers() -> list[ProviderRecord]:
     return [
         ProviderRecord(
             name="fixture",
-            factory=FixtureProvider,
+            factory=lazy("lanspread_fixture.provider:FixtureProvider"),
             description="the Lanspread fixture archive format (LSFX1), for tests",
             handles=("lanspread fixture format",),
         )

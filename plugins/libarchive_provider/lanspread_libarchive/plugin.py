@@ -1,13 +1,12 @@
 """The entry point the core loads: registers the libarchive provider, nothing more.
 
-Kept apart from the provider so loading the plugin list stays cheap and the
-hook stays a declaration; the work lives in :class:`LibarchiveProvider`.
+Kept apart from the provider, with a lazy factory, so loading the plugin list
+never loads libarchive; the work lives in :class:`LibarchiveProvider`.
 """
 
 from __future__ import annotations
 
-from lanspread_core import ProviderRecord, hookimpl
-from lanspread_libarchive.provider import LibarchiveProvider
+from lanspread_core import ProviderRecord, hookimpl, lazy
 
 
 @hookimpl
@@ -15,7 +14,7 @@ def lanspread_providers() -> list[ProviderRecord]:
     return [
         ProviderRecord(
             name="libarchive",
-            factory=LibarchiveProvider,
+            factory=lazy("lanspread_libarchive.provider:LibarchiveProvider"),
             description="anything libarchive reads, in one pass (no solid RAR3)",
             handles=(
                 "rar5",
