@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from lanspread_core.errors import LanspreadError
+from lanspread_core.library.layout import SENTINEL
 
 _KEYED = re.compile(r"^\s*version\s*[=:]\s*(\S.*?)\s*$", re.IGNORECASE)
 _BARE = re.compile(r"^[\w.+-]{1,64}$")
@@ -55,3 +56,11 @@ def read_version(path: Path) -> str:
         raise VersionFileError(f"{path} is not UTF-8 text") from exc
     except VersionFileError as exc:
         raise VersionFileError(f"{path} {exc}") from exc
+
+
+def check_version_file(root: Path) -> str | None:
+    """The version game root ``root`` says it holds, or None when unreadable or absent."""
+    try:
+        return read_version(root / SENTINEL)
+    except VersionFileError:
+        return None

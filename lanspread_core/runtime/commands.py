@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from lanspread_core.config import HostPort
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.library.layout import game_root
+from lanspread_core.library.versionini import check_version_file
 from lanspread_core.runtime.operations import download_body, stream_install_body, transaction
-from lanspread_core.transfer.download import check_version_file
 
 if TYPE_CHECKING:
     from lanspread_core.runtime.peer import PeerRuntime
