@@ -53,7 +53,7 @@ from lanspread_core.library.layout import (
 )
 from lanspread_core.library.manifest import ChunkRange, Manifest, chunk_ranges
 from lanspread_core.library.versionini import VersionFileError, read_version
-from lanspread_core.system.atomic import fsync_dir
+from lanspread_core.system.atomic import fsync_dir, write_atomic
 from lanspread_core.system.diskspace import check_free_space
 from lanspread_core.transfer.planner import Planner
 from lanspread_core.wire.messages import ByteRange, OpenTransfer, TransferGrant
@@ -240,13 +240,7 @@ class Download:
                 shutil.rmtree(child)
             else:
                 child.unlink()
-        tmp = self.root / SENTINEL_TMP
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(f"{self.job.version}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.root / SENTINEL)
-        fsync_dir(self.root)
+        write_atomic(self.root / SENTINEL, f"{self.job.version}\n".encode(), SENTINEL_TMP)
         with contextlib.suppress(FileNotFoundError):
             (self.root / SENTINEL_DISCARDED).unlink()
 
