@@ -26,7 +26,6 @@ from lanspread_core.dataplane.errors import (
     SourceFailed,
     SourceRefused,
     TransferRefused,
-    UnsafeDownloadPath,
 )
 from lanspread_core.dataplane.files import DownloadFiles
 from lanspread_core.dataplane.link import DataLink
@@ -34,6 +33,7 @@ from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.server import serve_data
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.errors import Cancelled
+from lanspread_core.library.layout import UnsafeDownloadPath
 from lanspread_core.library.manifest import (
     ChunkRange,
     FileEntry,

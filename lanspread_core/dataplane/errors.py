@@ -21,8 +21,3 @@ class SourceRefused(SourceFailed):
 
 class DataListenError(LanspreadError):
     """The data-plane server cannot listen on the address it was given."""
-
-
-class UnsafeDownloadPath(LanspreadError):
-    """A download file's path would leave the game root (``..``, a symlink) or
-    name something that is never part of a download (``local/``, reserved)."""

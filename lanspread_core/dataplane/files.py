@@ -28,26 +28,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from lanspread_core.archive.entrypath import safe_relpath
-from lanspread_core.dataplane.errors import UnsafeDownloadPath
-from lanspread_core.errors import DiskWriteError, UnsafeEntryError
-from lanspread_core.library import layout
+from lanspread_core.errors import DiskWriteError
+from lanspread_core.library.layout import UnsafeDownloadPath, download_path
 from lanspread_core.library.manifest import Manifest
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-
-
-def download_path(path: str) -> PurePosixPath:
-    """``path`` as a file a download may write, or :class:`UnsafeDownloadPath`."""
-    try:
-        rel = safe_relpath(path)
-    except UnsafeEntryError:
-        raise UnsafeDownloadPath(f"the download path {path!r} leaves the game folder") from None
-    if rel.as_posix() != path:
-        raise UnsafeDownloadPath(f"the download path {path!r} is not in canonical form")
-    if layout.is_reserved(rel.parts[0]) or path == layout.SENTINEL:
-        raise UnsafeDownloadPath(f"the download path {path!r} is reserved and never downloaded")
-    return rel
 
 
 class DownloadFiles:

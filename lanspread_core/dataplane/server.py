@@ -39,12 +39,10 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 
-from lanspread_core.archive.entrypath import safe_relpath
 from lanspread_core.dataplane.errors import DataListenError, TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
-from lanspread_core.errors import UnsafeEntryError
-from lanspread_core.library import layout
+from lanspread_core.library.layout import UnsafeDownloadPath, download_path
 from lanspread_core.system.faults import fault_once
 from lanspread_core.wire.dataplane import REQUEST_MAX, REQUEST_TIMEOUT, encode_status, parse_request
 from lanspread_core.wire.errors import WireError
@@ -360,28 +358,6 @@ def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange) -> None:
     conn.sendall(data)
 
 
-def servable_path(path: str) -> PurePosixPath:
-    """``path`` as a relative path a peer may ask for, or :class:`TransferRefused`.
-
-    The same rule as a manifest path (:mod:`lanspread_core.library.manifest`): canonical,
-    relative, no ``..``, not under ``local/`` or a reserved name, not the
-    ``version.ini`` sentinel (which a downloader writes itself, last).
-    """
-    try:
-        rel = safe_relpath(path)
-    except UnsafeEntryError:
-        raise TransferRefused(
-            f"the path {path!r} is absolute, empty or climbs out with '..'; refused"
-        ) from None
-    if rel.as_posix() != path:
-        raise TransferRefused(f"the path {path!r} is not in canonical form; refused")
-    if layout.is_reserved(rel.parts[0]):
-        raise TransferRefused(f"{rel.parts[0]}/ and its contents are never served; refused")
-    if path == layout.SENTINEL:
-        raise TransferRefused(f"{layout.SENTINEL} is never served (a downloader writes its own)")
-    return rel
-
-
 class _OpenFiles:
     """The files of one transfer, opened once each without following any link."""
 
@@ -406,7 +382,10 @@ class _OpenFiles:
         return self._files[path][0]
 
     def _open(self, path: str) -> tuple[int, int]:
-        rel = servable_path(path)
+        try:
+            rel = download_path(path)
+        except UnsafeDownloadPath as exc:
+            raise TransferRefused(f"{exc}; refused") from None
         if self._root_fd is None:
             try:
                 self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import stat
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from lanspread_core.errors import UsageError
+from lanspread_core.archive.entrypath import safe_relpath
+from lanspread_core.errors import LanspreadError, UnsafeEntryError, UsageError
 
 ARCHIVE_SUFFIX = ".eti"
 SENTINEL = "version.ini"
@@ -112,6 +113,39 @@ def availability(
 
 def is_reserved(name: str) -> bool:
     return name in RESERVED
+
+
+class UnsafeDownloadPath(LanspreadError):
+    """A path would leave the game root or names what is never part of a download."""
+
+
+def download_path(path: str) -> PurePosixPath:
+    """``path`` as a file a download may hold, or :class:`UnsafeDownloadPath`.
+
+    The one rule for a manifest a peer sends, the files a downloader writes
+    and the ranges a server sends: a canonical, relative, UTF-8 POSIX path
+    with no ``..``, not under ``local/`` or a reserved name, and not the
+    ``version.ini`` sentinel (which a downloader writes itself, last).
+    """
+    try:
+        rel = safe_relpath(path)
+    except UnsafeEntryError:
+        raise UnsafeDownloadPath(
+            f"the path {path!r} is absolute, empty or climbs out with '..'"
+        ) from None
+    if rel.as_posix() != path:
+        raise UnsafeDownloadPath(f"the path {path!r} is not in canonical form")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeDownloadPath(f"the path {path!r} is not valid UTF-8") from None
+    if is_reserved(rel.parts[0]):
+        raise UnsafeDownloadPath(f"{rel.parts[0]}/ and its contents are never served or downloaded")
+    if path == SENTINEL:
+        raise UnsafeDownloadPath(
+            f"{SENTINEL} is never served or downloaded (a downloader writes its own)"
+        )
+    return rel
 
 
 def download_files(root: Path) -> list[Path]:

@@ -34,8 +34,7 @@ from typing import Any
 
 import blake3
 
-from lanspread_core.archive.entrypath import safe_relpath
-from lanspread_core.errors import LanspreadError, UnsafeEntryError
+from lanspread_core.errors import LanspreadError
 from lanspread_core.library import layout
 
 CHUNK_SIZE = 4 * 1024 * 1024
@@ -253,19 +252,11 @@ def _exact_keys(data: dict[str, Any], keys: frozenset[str], what: str) -> None:
 
 
 def _check_path(path: str) -> None:
-    """A manifest path is canonical, relative, safe, and outside local/ and reserved names."""
+    """A manifest path follows the download-path rule (:func:`layout.download_path`)."""
     try:
-        rel = safe_relpath(path)
-    except UnsafeEntryError as exc:
-        raise ManifestError(f"manifest path {path!r} is unsafe") from exc
-    if rel.as_posix() != path:
-        raise ManifestError(f"manifest path {path!r} is not in canonical form")
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ManifestError(f"manifest path {path!r} is not valid UTF-8") from exc
-    if layout.is_reserved(rel.parts[0]) or path == layout.SENTINEL:
-        raise ManifestError(f"manifest path {path!r} is reserved and never part of a download")
+        layout.download_path(path)
+    except layout.UnsafeDownloadPath as exc:
+        raise ManifestError(f"manifest: {exc}") from None
 
 
 def _file_from_json(item: Any, chunk_size: int) -> FileEntry:
