@@ -10,6 +10,9 @@ operation; a second Ctrl-C stops waiting and leaves it running.
 ``install``, ``update``, ``uninstall`` and ``remove-download`` live in
 :mod:`lanspread_core.cli.local` and come here through :func:`via_running_peer`
 when a peer is running, since the peer holds the state directory's lock.
+
+anyio, rich and the socket client are imported inside the commands: every
+``lanspread`` command, ``--help`` included, imports this module.
 """
 
 from __future__ import annotations
@@ -18,24 +21,18 @@ import contextlib
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
 import click
-from rich.console import Console
 
 from lanspread_core.cli.common import emit_json
 from lanspread_core.errors import LanspreadError, UsageError
-from lanspread_core.frontends.present import (
-    OperationBars,
-    availability,
-    make_progress,
-    op_event,
-    plural,
-    size,
-)
-from lanspread_core.ipc.client import NoRunningPeer, PeerClient, PeerCommandError, connect
 from lanspread_core.library.statedir import ENV_STATE_DIR, default_state_dir
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lanspread_core.ipc.client import PeerClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +59,8 @@ def json_option(func: F) -> F:
 
 
 def _run(main: Callable[[], Any]) -> Any:
+    import anyio
+
     return anyio.run(main, backend="asyncio")
 
 
@@ -70,19 +69,21 @@ def _run(main: Callable[[], Any]) -> Any:
 
 async def run_operation(peer: PeerClient, op: str, game: str) -> dict[str, Any]:
     """Run ``op`` on ``game`` with ``wait: true``: a bar until it ends, its result."""
+    import anyio
+    from rich.console import Console
+
+    from lanspread_core.events import Event, OpBegin, OpProgress
+    from lanspread_core.frontends.present import OperationBars, make_progress
+
     console = Console(stderr=True)
     progress = make_progress(console=console, transient=True)
     bars = OperationBars(progress)
 
-    def on_event(event: dict[str, Any]) -> None:
-        parsed = op_event(event)
-        if parsed is None or event.get("game_id") != game:
-            return
-        kind, phase = parsed
-        if phase == "begin":
-            bars.begin(kind, game)
-        elif phase == "progress":
-            bars.update(kind, event)
+    def on_event(event: Event) -> None:
+        if isinstance(event, OpBegin) and event.game_id == game:
+            bars.begin(str(event.kind), game)
+        elif isinstance(event, OpProgress) and event.game_id == game:
+            bars.update(event)
 
     outcome: dict[str, Any] = {}
     shown = progress if console.is_terminal else contextlib.nullcontext()
@@ -110,6 +111,10 @@ async def run_operation(peer: PeerClient, op: str, game: str) -> dict[str, Any]:
 
 async def _interruptible(peer: PeerClient, op: str, game: str, console: Console) -> Detached | None:
     """Wait for Ctrl-C: the first asks the peer to cancel, the second detaches."""
+    import anyio
+
+    from lanspread_core.ipc.client import PeerCommandError
+
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
             try:
@@ -141,6 +146,7 @@ def via_running_peer(
 
     False when no peer runs on ``state_dir`` (the caller then works locally).
     """
+    from lanspread_core.ipc.client import NoRunningPeer, connect
 
     async def main() -> dict[str, Any]:
         async with connect(state_dir) as peer:
@@ -167,6 +173,8 @@ def _operation_command(op: str, help_text: str) -> click.Command:
     @state_dir_option
     @json_option
     def command(game: str, state_dir: Path | None, as_json: bool) -> None:
+        from lanspread_core.ipc.client import connect
+
         async def main() -> dict[str, Any]:
             async with connect(state_dir) as peer:
                 return await run_operation(peer, op, game)
@@ -219,6 +227,7 @@ def status(state_dir: Path | None, as_json: bool) -> None:
     Example:
       lanspread status --state-dir ~/.local/state/lanspread
     """
+    from lanspread_core.ipc.client import connect
 
     async def main() -> Any:
         async with connect(state_dir) as peer:
@@ -248,6 +257,8 @@ def status(state_dir: Path | None, as_json: bool) -> None:
 
 
 def _services(services: dict[str, dict[str, Any]]) -> str:
+    from lanspread_core.frontends.present import plural
+
     words = []
     for name, s in sorted(services.items()):
         state = "running" if s.get("running") else "stopped"
@@ -273,6 +284,8 @@ def games(state_dir: Path | None, as_json: bool) -> None:
     Example:
       lanspread games --json
     """
+    from lanspread_core.frontends.present import availability, size
+    from lanspread_core.ipc.client import connect
 
     async def main() -> Any:
         async with connect(state_dir) as peer:
@@ -308,6 +321,7 @@ def cancel(game: str, state_dir: Path | None) -> None:
     Example:
       lanspread cancel quake
     """
+    from lanspread_core.ipc.client import connect
 
     async def main() -> Any:
         async with connect(state_dir) as peer:
@@ -326,6 +340,7 @@ def stop(state_dir: Path | None) -> None:
     Example:
       lanspread stop
     """
+    from lanspread_core.ipc.client import connect
 
     async def main() -> Any:
         async with connect(state_dir) as peer:

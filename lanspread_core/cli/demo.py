@@ -17,21 +17,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
 from lanspread_core.errors import LanspreadError
+
+if TYPE_CHECKING:
+    # rich loads when the demo runs, not with every command that lists this one
+    from rich.console import Console
 
 SETS = ("alpha", "bravo", "charlie")
 GAME_SIZE = "24MiB"
@@ -118,6 +112,8 @@ class DemoPeer:
 
 
 def _library(console: Console, peer: DemoPeer) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{peer.name}'s library", title_justify="left")
     for column in ("game", "here", "served by"):
         table.add_column(column)
@@ -132,6 +128,15 @@ def _library(console: Console, peer: DemoPeer) -> None:
 
 def _watch(console: Console, peer: DemoPeer, op: str, game: str, cid: int) -> dict[str, Any]:
     """A progress bar from the peer's events until the operation has ended."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -234,4 +239,6 @@ def demo() -> None:
 
     Example: lanspread demo
     """
+    from rich.console import Console
+
     run_demo(Console())

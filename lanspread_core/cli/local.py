@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,9 +19,12 @@ from lanspread_core.cli.common import (
     registry_of,
 )
 from lanspread_core.errors import UsageError
-from lanspread_core.install.transactions import Outcome, Transactions
 from lanspread_core.library.catalog import Catalog, load_catalog
 from lanspread_core.library.statedir import StateDir, default_games_dir, locked
+
+if TYPE_CHECKING:
+    # the transactions (and the archive tree writer) load only for a command that installs
+    from lanspread_core.install.transactions import Outcome, Transactions
 
 
 @dataclass
@@ -41,6 +45,8 @@ def local_context(
     holder: str = "lanspread",
 ) -> Iterator[LocalContext]:
     """Open the games dir and state dir for one command and run start-up recovery."""
+    from lanspread_core.install.transactions import Transactions
+
     games = (games_dir or default_games_dir()).expanduser()
     if not games.is_dir():
         if games_dir is not None:
