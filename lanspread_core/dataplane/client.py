@@ -43,6 +43,8 @@ ChunkJob = ChunkRange
 POLL_INTERVAL = 0.2
 #: Chunk buffers per fetch: one being received while one is verified and written.
 PIPELINE_DEPTH = 2
+#: Receive buffer asked for a stream-install, whose sender reads ahead of the receiver.
+STREAM_RCVBUF = 8 << 20
 
 
 class ChunkWriter(Protocol):
@@ -138,20 +140,34 @@ class DataConnection:
         stream = _Stream(self._sock, self.peer, cancel, self.timeout)
         ok = False
         try:
-            try:
-                error = stream.read_status()
-            except OSError as exc:
-                raise SourceFailed(
-                    f"{self.peer} failed before sending data ({exc.strerror or exc})"
-                ) from None
-            if error is not None:
-                raise SourceRefused(f"{self.peer} refused the transfer: {error}")
+            stream.read_status()
             _receive_chunks(stream, jobs, writer, cancel, on_chunk, algo)
             ok = True
         finally:
             self.outstanding -= 1
             self.idle_since = time.monotonic()
             self.broken = self.broken or not ok
+
+    def open_stream(self, *, cancel: threading.Event) -> socket.socket:
+        """The socket of the oldest requested grant, a stream-install, past its status.
+
+        A stream-install is always the last grant on its connection, so the
+        connection is spent: its frames
+        (:mod:`~lanspread_core.wire.streamframes`) are read from the socket
+        returned, with a plain ``timeout`` per read, and the owner closes it.
+
+        :raises SourceRefused: the source answered with a refusal.
+        :raises SourceFailed: a stall, or the connection ended first.
+        :raises Cancelled: ``cancel`` was set.
+        """
+        self.broken = True  # nothing else may go on this connection
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STREAM_RCVBUF)
+        try:
+            _Stream(self._sock, self.peer, cancel, self.timeout).read_status()
+        finally:
+            self.outstanding -= 1
+        self._sock.settimeout(self.timeout)
+        return self._sock
 
     def close(self) -> None:
         self.broken = True
@@ -292,7 +308,12 @@ class _Stream:
         self.cancel = cancel
         self.timeout = timeout
 
-    def read_status(self) -> str | None:
+    def read_status(self) -> None:
+        """Read the grant's status frame: the one reader of it on the receiving side.
+
+        :raises SourceRefused: the status is a refusal (its sentence is kept).
+        :raises SourceFailed: no status frame, or a malformed one.
+        """
         header = memoryview(bytearray(HEADER.size))
         self.fill(header, lambda got: f"the status frame header ({got} of 4 bytes)")
         (length,) = HEADER.unpack(header)
@@ -301,9 +322,11 @@ class _Stream:
         body = memoryview(bytearray(length))
         self.fill(body, lambda got: f"the status frame ({got} of {length} bytes)")
         try:
-            return parse_status(bytes(body))
+            error = parse_status(bytes(body))
         except WireError as exc:
             raise SourceFailed(f"{self.peer} sent a bad status frame: {exc}") from None
+        if error is not None:
+            raise SourceRefused(f"{self.peer} refused the transfer: {error}")
 
     def fill(self, view: memoryview, what: Callable[[int], str]) -> None:
         """Fill ``view`` completely; ``what(got)`` names it in errors."""

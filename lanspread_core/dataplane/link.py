@@ -61,3 +61,9 @@ class DataLink:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def __enter__(self) -> DataLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

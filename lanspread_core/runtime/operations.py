@@ -7,7 +7,6 @@ events: a local transaction, a download from peers, a stream-install.
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from lanspread_core.archive.cancel import CancelToken
+from lanspread_core.dataplane.link import DataLink
 from lanspread_core.errors import Cancelled, LanspreadError
 from lanspread_core.install.transactions import Outcome, TransactionError
 from lanspread_core.library.layout import is_downloaded, is_installed
@@ -30,8 +30,7 @@ from lanspread_core.transfer.download import (
     manifests_from,
     sources_for,
 )
-from lanspread_core.transfer.streamrecv import receive_stream
-from lanspread_core.wire.dataplane import encode_request
+from lanspread_core.transfer.streamrecv import STREAM_TIMEOUT, receive_stream
 from lanspread_core.wire.messages import StreamInstall, TransferGrant
 
 if TYPE_CHECKING:
@@ -163,11 +162,9 @@ async def stream_from(
         progress(state["done"], state["total"])
 
     def fill(staging: Path) -> Outcome:
-        with socket.create_connection((peer.host, reply.data_port), timeout=15) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-            sock.sendall(encode_request(reply.token))
-            sock.settimeout(30)
-            got = receive_stream(sock, staging, token.event, on_total, on_bytes)
+        with DataLink(peer.host, timeout=STREAM_TIMEOUT) as link:
+            conn = link.request(reply.data_port, reply.token, pipelined=False)
+            got = receive_stream(conn, staging, token.event, on_total, on_bytes)
         return Outcome(game_id, "stream-install", None, got.files, got.bytes)
 
     started = time.monotonic()

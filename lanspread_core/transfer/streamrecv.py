@@ -11,16 +11,15 @@ accepted without a matching CRC.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from lanspread_core.archive.protocol import Entry, EntryKind
 from lanspread_core.archive.treewriter import TreeWriter, check_entries
+from lanspread_core.dataplane.client import DataConnection
 from lanspread_core.errors import Cancelled
 from lanspread_core.transfer.handoff import Handoff
-from lanspread_core.wire.dataplane import STATUS_MAX, parse_status
 from lanspread_core.wire.streamframes import (
     DATA,
     END,
@@ -32,18 +31,8 @@ from lanspread_core.wire.streamframes import (
     StreamError,
 )
 
-
-def _read_status(sock: socket.socket) -> str | None:
-    head = sock.recv(4, socket.MSG_WAITALL)
-    if len(head) < 4:
-        raise StreamError("the sender closed the connection before answering")
-    length = int.from_bytes(head, "big")
-    if length > STATUS_MAX:
-        raise StreamError("the sender's status frame is over its cap")
-    body = sock.recv(length, socket.MSG_WAITALL) if length else b""
-    if len(body) < length:
-        raise StreamError("the sender's status frame was cut short")
-    return parse_status(body)
+#: Seconds to connect to the sender, and the longest it may send nothing.
+STREAM_TIMEOUT = 30.0
 
 
 @dataclasses.dataclass
@@ -55,17 +44,20 @@ class Received:
 
 
 def receive_stream(
-    sock: socket.socket,
+    conn: DataConnection,
     dest: Path,
     cancel: threading.Event,
     on_total: Callable[[int], None],
     on_bytes: Callable[[int], None],
 ) -> Received:
-    """Receive a whole stream into ``dest`` (an empty staging folder)."""
-    error = _read_status(sock)
-    if error is not None:
-        raise StreamError(f"the sending peer refused: {error}")
-    reader = FrameReader(sock)
+    """Receive a whole stream into ``dest`` (an empty staging folder).
+
+    ``conn`` has the stream-install's request sent (:meth:`DataLink.request
+    <lanspread_core.dataplane.link.DataLink.request>`); its owner closes it.
+
+    :raises SourceRefused: the sender refused (no provider, an unsafe archive).
+    """
+    reader = FrameReader(conn.open_stream(cancel=cancel))
     kind, payload = reader.next()
     if kind != ENTRIES:
         raise StreamError("the stream did not start with its entry list")
