@@ -35,9 +35,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lanlab import LanLab  # noqa: E402
 from lanspread_fixture.gamesets import create_set  # noqa: E402
-from peerproc import PeerProc  # noqa: E402
+from support.lanlab import LanLab  # noqa: E402
+from support.peerproc import PeerProc  # noqa: E402
 
 GiB = 1 << 30
 SCALE = float(os.environ.get("LANSPREAD_BENCH_GIB", "1"))

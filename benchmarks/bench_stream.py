@@ -22,7 +22,7 @@ from lanspread_core.library.layout import root_archives  # noqa: E402
 from lanspread_core.plugin.registry import load_registry  # noqa: E402
 from lanspread_core.plugin.selection import choose  # noqa: E402
 from lanspread_fixture.gamesets import create_set  # noqa: E402
-from peerproc import PeerProc  # noqa: E402
+from support.peerproc import PeerProc  # noqa: E402
 
 GiB = 1 << 30
 SCALE = float(os.environ.get("LANSPREAD_BENCH_GIB", "1"))

@@ -1,44 +1,30 @@
-"""Shared test helpers: where the fixtures are and how to run the real CLI."""
+"""The suite's rules: markers by folder, skips that say how to run, no skips under CI.
+
+``tests/unit`` runs in this process, ``tests/integration`` starts real peers and
+CLI processes over loopback, ``tests/lab`` needs root (network namespaces,
+tmpfs mounts). Each test gets the marker of its folder, so ``pytest -m unit``
+picks the quick ones. Shared helpers live in ``tests/support``; the names
+below stay importable from ``conftest`` for older tests.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-RAR_FIXTURES = ROOT.parent / "shared" / "fixtures" / "rar"
-LANSPREAD = Path(sys.executable).with_name("lanspread")
+from support.cli import LANSPREAD, run_cli
+from support.data import RAR_FIXTURES, ROOT, expected_rar
+from support.needs import unmet
+from support.trees import tree
 
+__all__ = ["LANSPREAD", "RAR_FIXTURES", "ROOT", "expected_rar", "run_cli", "tree"]
 
-def expected_rar() -> dict:
-    return json.loads((RAR_FIXTURES / "EXPECTED.json").read_text())
-
-
-def run_cli(
-    *args: str | os.PathLike,
-    env: dict[str, str] | None = None,
-    check: bool = False,
-    timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``lanspread`` console script as a real process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LANSPREAD_")}
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [str(LANSPREAD), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"lanspread {args} failed ({proc.returncode}): {proc.stderr}")
-    return proc
+TESTS = Path(__file__).resolve().parent
+FOLDERS = ("unit", "integration", "lab")
+#: set by every CI service (and by .ci/run): a skip there would hide a test that never ran
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture
@@ -46,19 +32,59 @@ def rar_fixtures() -> Path:
     return RAR_FIXTURES
 
 
-def tree(path: Path) -> dict[str, str]:
-    """Every path under ``path`` with its kind and content hash: state, compared exactly."""
-    out: dict[str, str] = {}
-    if not path.exists():
-        return out
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = p.relative_to(path).as_posix()
-            if p.is_symlink():
-                out[rel] = "link:" + os.readlink(p)
-            elif p.is_dir():
-                out[rel] = "dir"
-            else:
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = _folder(item)
+        if folder:
+            item.add_marker(folder)
+
+
+def _folder(item: pytest.Item) -> str | None:
+    try:
+        first = item.path.relative_to(TESTS).parts[0]
+    except ValueError:
+        return None
+    return first if first in FOLDERS else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    needs = [need for mark in item.iter_markers("needs") for need in mark.args]
+    if _folder(item) == "lab" and not needs:
+        needs = ["root"]
+    for need in needs:
+        reason = unmet(need)
+        if reason:
+            pytest.skip(reason)
+
+
+_skipped: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append((report.nodeid, _reason(report)))
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:
+        _skipped.append((report.nodeid, _reason(report)))
+
+
+def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # (path, line, "Skipped: why")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if CI and _skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if CI and _skipped:
+        terminalreporter.section("skipped under CI=true", sep="=", red=True, bold=True)
+        terminalreporter.line(f"CI must run every test; {len(_skipped)} skipped:", red=True)
+        for nodeid, reason in _skipped:
+            terminalreporter.line(f"  {nodeid}: {reason}")

@@ -16,12 +16,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import LANSPREAD, run_cli
 from lanspread_core.errors import LanspreadError
 from lanspread_core.ipc.client import NoRunningPeer, PeerCommandError, connect
 from lanspread_core.ipc.server import serve_control_socket
 from lanspread_core.library.statedir import StateDir
 from lanspread_fixture.gamesets import create_set
+from support.cli import LANSPREAD, run_cli
 
 ARGS = ["--discovery", "static", "--listen", "127.0.0.1:0"]
 

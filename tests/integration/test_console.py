@@ -20,9 +20,9 @@ from pathlib import Path
 import pyte
 import pytest
 
-from conftest import LANSPREAD
 from lanspread_fixture.gamesets import create_set
-from peerproc import PeerProc
+from support.cli import LANSPREAD
+from support.peerproc import PeerProc
 
 COLS, ROWS = 130, 45
 FAST = ["--ping-interval", "0.5", "--stale-timeout", "3", "--listen", "127.0.0.1:0"]

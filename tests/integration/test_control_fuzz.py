@@ -45,7 +45,7 @@ from lanspread_core.wire.messages import (
     parse_message,
 )
 from lanspread_fixture.gamesets import create_set
-from peerproc import PeerProc
+from support.peerproc import PeerProc
 
 PID = "0123456789abcdef0123456789abcdef"
 CODES = {"malformed", "too_large", "unknown_type", "not_a_request"}

@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from lanlab import LanLab
 from lanspread_fixture.gamesets import create_set
-from peerproc import PeerProc
+from support.peerproc import LOOPBACK, PeerProc, sources_of
+from support.trees import digest_tree
 
 MiB = 1024 * 1024
-LOOPBACK = [
-    "--listen",
-    "127.0.0.1:0",
-    "--discovery",
-    "static",
-    "--ping-interval",
-    "0.5",
-    "--stale-timeout",
-    "3",
-]
-
-
-def digest_tree(root: Path, exclude: tuple[str, ...] = ("local",)) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] not in exclude
-    }
-
-
-def sources_of(peer: PeerProc, game: str, count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        games = {g["id"]: g for g in peer.ok("list-games")["games"]}
-        if game in games and len(games[game]["peers"]) >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{game} never had {count} sources")
 
 
 @pytest.fixture
@@ -173,100 +143,3 @@ def test_update_fetches_the_newer_catalog_version_and_keeps_user_files(tmp_path:
         assert digest_tree(root) == digest_tree(a.games_dir / "aurora")
         assert (root / "local" / "save.dat").read_bytes() == b"mine"
         c.ok("install", game_id="borealis", wait=True)  # an unrelated game is untouched
-
-
-# ---------------------------------------------------------------- in the LAN lab
-
-
-@contextmanager
-def lab_peers(tmp_path: Path, catalog: Path, rate: str, n: int) -> Iterator[list[PeerProc]]:
-    with LanLab(n_hosts=n, rate=rate) as lab, ExitStack() as stack:
-        peers: list[PeerProc] = []
-        for i in range(n):
-            static = [arg for p in peers for arg in ("--peer", p.control)]
-            peers.append(
-                stack.enter_context(
-                    PeerProc(
-                        tmp_path / f"h{i}",
-                        args=[
-                            "--listen",
-                            f"{lab.hosts[i].addr}:0",
-                            "--discovery",
-                            "static",
-                            "--ping-interval",
-                            "0.5",
-                            "--stale-timeout",
-                            "3",
-                            *static,
-                        ],
-                        prefix=["ip", "netns", "exec", lab.hosts[i].name],
-                        catalog=catalog,
-                    )
-                )
-            )
-        yield peers
-
-
-def _lab_sets(tmp_path: Path, *names: str) -> Path:
-    catalog = tmp_path / "catalog.json"
-    for i, name in enumerate(names):
-        if name:
-            create_set(tmp_path / f"h{i}" / "games", name, catalog=catalog, size=24 * MiB)
-    return catalog
-
-
-def test_a_source_killed_mid_download_leaves_the_rest_to_the_other(tmp_path: Path) -> None:
-    catalog = _lab_sets(tmp_path, "alpha", "bravo", "")
-    with lab_peers(tmp_path, catalog, "100mbit", 3) as (a, b, c):
-        sources_of(c, "borealis", 2)
-        since = c.mark()
-        c.send("download", game_id="borealis", install=False)
-        c.wait_event(lambda e: e["event"] == "download-progress" and e["bytes"] > 0, since=since)
-        a.kill()
-        done = c.wait_event(
-            lambda e: e["event"] in ("download-finished", "download-failed"),
-            since=since,
-            timeout=60,
-        )
-        assert done["event"] == "download-finished", done
-        assert digest_tree(c.games_dir / "borealis") == digest_tree(b.games_dir / "borealis")
-
-
-def test_the_only_source_killed_ends_with_all_peers_gone_and_no_sentinel(tmp_path: Path) -> None:
-    catalog = _lab_sets(tmp_path, "alpha", "")
-    with lab_peers(tmp_path, catalog, "100mbit", 2) as (a, c):
-        sources_of(c, "aurora", 1)
-        since = c.mark()
-        c.send("download", game_id="aurora")
-        c.wait_event(lambda e: e["event"] == "download-progress" and e["bytes"] > 0, since=since)
-        a.kill()
-        c.wait_event(lambda e: e["event"] == "download-all-peers-gone", since=since, timeout=60)
-        c.wait_event(lambda e: e["event"] == "download-failed", since=since)
-        assert not (c.games_dir / "aurora").exists()
-
-
-def test_an_update_on_the_serving_peer_cancels_its_transfer(tmp_path: Path) -> None:
-    catalog = _lab_sets(tmp_path, "alpha", "")
-    with lab_peers(tmp_path, catalog, "100mbit", 2) as (a, c):
-        a.ok("install", game_id="aurora", wait=True)
-        sources_of(c, "aurora", 1)
-        since, a_since = c.mark(), a.mark()
-        c.send("download", game_id="aurora")
-        a.wait_event(
-            lambda e: e["event"] == "outbound-transfers" and e["count"] > 0,
-            since=a_since,
-            timeout=20,
-        )
-        a.ok("update", game_id="aurora", wait=True, timeout=60)
-        a.wait_event(
-            lambda e: e["event"] == "outbound-transfers" and e["count"] == 0, since=a_since
-        )
-        done = c.wait_event(
-            lambda e: e["event"] in ("download-finished", "download-failed"),
-            since=since,
-            timeout=60,
-        )
-        if done["event"] == "download-failed":
-            assert not (c.games_dir / "aurora" / "version.ini").exists()
-        else:  # it may carry on once the game is served again
-            assert digest_tree(c.games_dir / "aurora") == digest_tree(a.games_dir / "aurora")

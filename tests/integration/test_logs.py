@@ -11,12 +11,12 @@ import subprocess
 import threading
 from pathlib import Path
 
-from conftest import LANSPREAD, run_cli
 from lanspread_core.frontends.logfile import BACKUPS, MAX_BYTES, close_log_file, open_log_file
 from lanspread_core.install.unpacklog import UnpackLog
 from lanspread_core.library.statedir import StateDir
 from lanspread_fixture.gamesets import create_set
-from peerproc import PeerProc
+from support.cli import LANSPREAD, run_cli
+from support.peerproc import PeerProc
 
 FAST = ["--ping-interval", "0.5", "--listen", "127.0.0.1:0", "--discovery", "static"]
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lanspread_fixture.gamesets import create_set
-from peerproc import PeerProc
+from support.peerproc import PeerProc
 
 FAST = [
     "--ping-interval",

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, tree
 from lanspread_core.errors import LanspreadError
 from lanspread_core.install import intent
 from lanspread_core.install.transactions import Transactions
@@ -19,6 +18,8 @@ from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.system.faults import ENV_FAULT, POINTS
 from lanspread_fixture.gamesets import create_set
+from support.cli import run_cli
+from support.trees import tree
 
 GAME = "aurora"
 SIZE = 96 * 1024

@@ -9,8 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import run_cli, tree
+import pytest
+
 from lanspread_fixture.gamesets import create_set
+from support.cli import run_cli
+from support.trees import tree
+
+pytestmark = pytest.mark.needs("tmpfs")
 
 GAME = "aurora"
 

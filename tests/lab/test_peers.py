@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lanlab import LanLab
+import pytest
+
 from lanspread_fixture.gamesets import create_set
-from peerproc import PeerProc
+from support.lanlab import LanLab
+from support.peerproc import PeerProc
+
+pytestmark = pytest.mark.needs("netns")
 
 
 def test_three_peers_find_each_other_by_mdns_alone(tmp_path: Path) -> None:

@@ -14,9 +14,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from conftest import LANSPREAD
+from support.cli import LANSPREAD
 
 Record = dict[str, Any]
+
+#: peers on loopback that find each other by the addresses they are given
+LOOPBACK = [
+    "--listen",
+    "127.0.0.1:0",
+    "--discovery",
+    "static",
+    "--ping-interval",
+    "0.5",
+    "--stale-timeout",
+    "3",
+]
 
 
 class PeerProc:
@@ -161,3 +173,14 @@ class PeerProc:
             self.proc.stdin.close()
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+def sources_of(peer: PeerProc, game: str, count: int, timeout: float = 10) -> None:
+    """Wait until ``peer`` lists ``count`` peers holding ``game``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        games = {g["id"]: g for g in peer.ok("list-games")["games"]}
+        if game in games and len(games[game]["peers"]) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{game} never had {count} sources")

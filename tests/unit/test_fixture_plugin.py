@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import rarfile
 
-from conftest import LANSPREAD
+from lanspread_core.archive.listing import stream_listed
 from lanspread_core.archive.protocol import Entry, EntryKind
 from lanspread_core.errors import ArchiveError, UnsafeEntryError, UsageError
 from lanspread_fixture.fixtureformat import (
@@ -37,6 +37,7 @@ from lanspread_fixture.gamesets import (
 )
 from lanspread_fixture.provider import FixtureProvider
 from lanspread_fixture.rarwriter import RarWriter
+from support.cli import LANSPREAD
 
 MiB = 1 << 20
 
@@ -270,7 +271,7 @@ def test_unsafe_entries_are_refused(tmp_path: Path, entry: Entry) -> None:
     assert provider.probe([path]).ok  # the header is well-formed, the name is not
     sink = RecordingSink()
     with pytest.raises(UnsafeEntryError):
-        provider.stream([path], sink)
+        stream_listed(provider, [path], sink)
     assert sink.calls == []
     dest = work / "dest"
     with pytest.raises(UnsafeEntryError):

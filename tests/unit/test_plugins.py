@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
 from lanspread_core import ArchiveProvider, ProbeResult, ProviderRecord, hookimpl
 from lanspread_core.errors import NoProviderCanHandle, PluginError, ProviderNotFound
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.plugin.selection import choose
+from support.cli import run_cli
 
 
 def _plugin(name: str, *records: ProviderRecord) -> types.SimpleNamespace:

@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 
 from lanspread_core import ArchiveError, Cancelled, Entry, EntryKind, UnsafeEntryError
+from lanspread_core.archive.listing import stream_listed
 from lanspread_libarchive.plugin import lanspread_providers
 from lanspread_libarchive.provider import LibarchiveProvider
+from support.data import RAR_FIXTURES, ROOT
 
-RAR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rar"
+RAR = RAR_FIXTURES
 EXPECTED: dict = json.loads((RAR / "EXPECTED.json").read_text())
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "libarchive_provider"
+PLUGIN_DIR = ROOT / "plugins" / "libarchive_provider"
 LANSPREAD = Path(sys.executable).with_name("lanspread")
 
 
@@ -173,7 +175,7 @@ def test_symlink_traversal_is_refused_and_nothing_is_written(provider, tmp_path)
 
     sink = Recorder()
     with pytest.raises(UnsafeEntryError):
-        provider.stream(archive, sink)
+        stream_listed(provider, archive, sink)
     assert sink.calls == []
 
 
@@ -278,7 +280,7 @@ def test_zip_climbing_out_is_refused(provider, tmp_path):
     assert not (tmp_path / "evil").exists()
     sink = Recorder()
     with pytest.raises(UnsafeEntryError):
-        provider.stream([archive], sink)
+        stream_listed(provider, [archive], sink)
     assert sink.calls == []
 
 

@@ -1,6 +1,6 @@
 """The ``unrar`` provider against real RAR archives and a few crafted ones.
 
-Real archives: ``shared/fixtures/rar`` (from rarfile's test suite) with the
+Real archives: ``tests/data/rar`` (from rarfile's test suite) with the
 entries the official unrar library reports in ``EXPECTED.json``. Crafted
 archives: encrypted, link and unsafe-name archives cannot be made without the
 ``rar`` tool, so tiny stored (uncompressed) RAR 5 and RAR 3 archives are built
@@ -20,13 +20,15 @@ import pytest
 import rarfile
 from unrar.cffi.unrarlib import BadRarPassword, RarArchive
 
-from conftest import run_cli
 from lanspread_core import Cancelled, Entry, EntryKind
+from lanspread_core.archive.listing import stream_listed
 from lanspread_core.errors import ArchiveError, UnsafeEntryError
 from lanspread_unrar.provider import ENCRYPTED, ArchiveSet, UnrarProvider
-from rarcraft import PASSWORD, RAR5_SIG, rar3, rar5
+from support.cli import run_cli
+from support.data import RAR_FIXTURES
+from support.rarcraft import PASSWORD, RAR5_SIG, rar3, rar5
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rar"
+FIXTURES = RAR_FIXTURES
 EXPECTED: dict[str, dict] = json.loads((FIXTURES / "EXPECTED.json").read_text("utf-8"))
 SAFE = sorted(n for n, e in EXPECTED.items() if all(x["kind"] != "symlink" for x in e["entries"]))
 EVIL = "rar5-evil-symlink-traversal.rar"
@@ -199,7 +201,7 @@ def test_evil_symlink_unpack_writes_nothing(provider: UnrarProvider, tmp_path: P
 def test_evil_symlink_stream_emits_nothing(provider: UnrarProvider) -> None:
     sink = Recorder()
     with pytest.raises(UnsafeEntryError):
-        provider.stream([FIXTURES / EVIL], sink)
+        stream_listed(provider, [FIXTURES / EVIL], sink)
     assert sink.calls == []
 
 
@@ -466,7 +468,7 @@ def test_link_and_device_kinds(provider: UnrarProvider, tmp_path: Path) -> None:
         r5.write_bytes(rar5([("lnk", b"")], redirect=(redir, "target")))
         assert provider.entries([r5]) == [Entry("lnk", kind, 0, None)]
         with pytest.raises(UnsafeEntryError):
-            provider.stream([r5], Recorder())
+            stream_listed(provider, [r5], Recorder())
     dest = tmp_path / "local"
     with pytest.raises(UnsafeEntryError, match="'ln' is a symlink"):
         provider.unpack([r3], dest)
@@ -482,7 +484,7 @@ def test_unsafe_names(provider: UnrarProvider, tmp_path: Path, name: str) -> Non
     assert [e.path for e in provider.entries([path])] == ["ok.txt", name]
     sink = Recorder()
     with pytest.raises(UnsafeEntryError):
-        provider.stream([path], sink)
+        stream_listed(provider, [path], sink)
     assert sink.calls == []
     root = tmp_path / "a" / "b"
     root.mkdir(parents=True)

@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RAR_FIXTURES, expected_rar, run_cli, tree
+from lanspread_core.archive.listing import Listing, stream_listed
 from lanspread_core.archive.protocol import EntryKind
 from lanspread_core.archive.treewriter import TreeWriter
 from lanspread_core.errors import ArchiveError, UnsafeEntryError
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.plugin.selection import build_provider, choose
-from rarcraft import PASSWORD, rar5
+from support.cli import run_cli
+from support.data import RAR_FIXTURES, expected_rar
+from support.rarcraft import PASSWORD, rar5
+from support.trees import tree
 
 EXPECTED = expected_rar()
 REGISTRY = load_registry()
@@ -106,10 +109,10 @@ def test_evil_symlink_writes_nothing_anywhere(provider: str, tmp_path: Path) -> 
             impl.unpack(archives, target)
         sink = _Collect()
         with pytest.raises(UnsafeEntryError):
-            impl.stream(archives, sink)
+            stream_listed(impl, archives, sink)
         assert sink.begun == []
-        with pytest.raises(UnsafeEntryError):
-            impl.stream(archives, TreeWriter(outer))
+        with pytest.raises(UnsafeEntryError):  # a tree writer takes only what was listed
+            impl.stream(archives, TreeWriter(outer, Listing(())))
     assert tree(tmp_path) == before
     assert not (tmp_path / "pwned.txt").exists() and not (outer / "pwned.txt").exists()
 

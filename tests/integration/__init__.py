@@ -1,0 +1,1 @@
+"""Tests of real peer and CLI processes talking over loopback."""

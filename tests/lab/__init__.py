@@ -1,0 +1,1 @@
+"""Tests that need root: network namespaces (the LAN lab) and tmpfs mounts."""

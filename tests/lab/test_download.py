@@ -1,0 +1,81 @@
+"""Multi-peer downloads in the LAN lab: sources killed or busy mid-download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lanspread_fixture.gamesets import create_set
+from support.labpeers import lab_peers
+from support.peerproc import sources_of
+from support.trees import digest_tree
+
+pytestmark = pytest.mark.needs("netns")
+
+MiB = 1024 * 1024
+
+
+def _lab_sets(tmp_path: Path, *names: str) -> Path:
+    catalog = tmp_path / "catalog.json"
+    for i, name in enumerate(names):
+        if name:
+            create_set(tmp_path / f"h{i}" / "games", name, catalog=catalog, size=24 * MiB)
+    return catalog
+
+
+def test_a_source_killed_mid_download_leaves_the_rest_to_the_other(tmp_path: Path) -> None:
+    catalog = _lab_sets(tmp_path, "alpha", "bravo", "")
+    with lab_peers(tmp_path, catalog, "100mbit", 3) as (a, b, c):
+        sources_of(c, "borealis", 2)
+        since = c.mark()
+        c.send("download", game_id="borealis", install=False)
+        c.wait_event(lambda e: e["event"] == "download-progress" and e["bytes"] > 0, since=since)
+        a.kill()
+        done = c.wait_event(
+            lambda e: e["event"] in ("download-finished", "download-failed"),
+            since=since,
+            timeout=60,
+        )
+        assert done["event"] == "download-finished", done
+        assert digest_tree(c.games_dir / "borealis") == digest_tree(b.games_dir / "borealis")
+
+
+def test_the_only_source_killed_ends_with_all_peers_gone_and_no_sentinel(tmp_path: Path) -> None:
+    catalog = _lab_sets(tmp_path, "alpha", "")
+    with lab_peers(tmp_path, catalog, "100mbit", 2) as (a, c):
+        sources_of(c, "aurora", 1)
+        since = c.mark()
+        c.send("download", game_id="aurora")
+        c.wait_event(lambda e: e["event"] == "download-progress" and e["bytes"] > 0, since=since)
+        a.kill()
+        c.wait_event(lambda e: e["event"] == "download-all-peers-gone", since=since, timeout=60)
+        c.wait_event(lambda e: e["event"] == "download-failed", since=since)
+        assert not (c.games_dir / "aurora").exists()
+
+
+def test_an_update_on_the_serving_peer_cancels_its_transfer(tmp_path: Path) -> None:
+    catalog = _lab_sets(tmp_path, "alpha", "")
+    with lab_peers(tmp_path, catalog, "100mbit", 2) as (a, c):
+        a.ok("install", game_id="aurora", wait=True)
+        sources_of(c, "aurora", 1)
+        since, a_since = c.mark(), a.mark()
+        c.send("download", game_id="aurora")
+        a.wait_event(
+            lambda e: e["event"] == "outbound-transfers" and e["count"] > 0,
+            since=a_since,
+            timeout=20,
+        )
+        a.ok("update", game_id="aurora", wait=True, timeout=60)
+        a.wait_event(
+            lambda e: e["event"] == "outbound-transfers" and e["count"] == 0, since=a_since
+        )
+        done = c.wait_event(
+            lambda e: e["event"] in ("download-finished", "download-failed"),
+            since=since,
+            timeout=60,
+        )
+        if done["event"] == "download-failed":
+            assert not (c.games_dir / "aurora" / "version.ini").exists()
+        else:  # it may carry on once the game is served again
+            assert digest_tree(c.games_dir / "aurora") == digest_tree(a.games_dir / "aurora")
