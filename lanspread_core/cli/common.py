@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from lanspread_core.errors import LanspreadError
-from lanspread_core.plugin.registry import Registry
+from lanspread_core.plugin.registry import Registry, load_registry
 from lanspread_core.plugin.selection import AUTO, ENV_PROVIDER
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,7 +42,11 @@ def provider_option(func: F) -> F:
 
 
 def registry_of(ctx: click.Context) -> Registry:
-    return ctx.find_root().obj
+    """The plugins ``main`` loaded; a command run without it (click's test runner) loads them."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Registry):
+        root.obj = load_registry()
+    return root.obj
 
 
 def emit_json(data: Any) -> None:

@@ -97,7 +97,8 @@ class DemoPeer:
             record = self.results.pop(cid)
         if record["kind"] == "error":
             raise DemoFailed(f"{self.name}: {record['error']}")
-        return record["result"]
+        result: dict[str, Any] = record["result"]
+        return result
 
     def call(self, cmd: str, timeout: float = 60, **fields: Any) -> dict[str, Any]:
         return self.result(self.send(cmd, **fields), timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -84,10 +85,9 @@ def logs(
         )
         return
     selected, offset = _read(files, keep, state.log_file)
-    if lines is not None:
-        selected = collections.deque(selected, maxlen=lines)
+    shown: Iterable[str] = selected if lines is None else collections.deque(selected, maxlen=lines)
     out = sys.stdout
-    out.writelines(selected)
+    out.writelines(shown)
     out.flush()
     if follow:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how following ends

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,7 +53,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     Example: lanspread plugins --json
     """
     registry = registry_of(ctx)
-    providers = {
+    providers: dict[str, dict[str, Any]] = {
         name: {
             "plugin": registry.owners.get(f"provider:{name}"),
             "description": rec.description,
@@ -61,7 +62,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         }
         for name, rec in sorted(registry.providers.items())
     }
-    data = {
+    data: dict[str, Any] = {
         "plugins": [
             {"name": p.name, "distribution": p.distribution, "version": p.version, "kinds": p.kinds}
             for p in registry.plugins

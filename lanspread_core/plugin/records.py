@@ -53,8 +53,9 @@ class LazyFactory:
             ) from exc
         if not callable(found):
             raise PluginError(f"lazy factory {self.target!r} names something that is not callable")
-        self._resolved = found
-        return found
+        resolved: Callable[..., Any] = found
+        self._resolved = resolved
+        return resolved
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.resolve()(*args, **kwargs)

@@ -41,9 +41,11 @@ def build_provider(registry: Registry, name: str) -> ArchiveProvider:
             f" try 'pip install lanspread-{name}'"
         )
     try:
-        return record.factory()
+        # plugin code, untyped at this boundary; the record promises an ArchiveProvider
+        provider: ArchiveProvider = record.factory()
     except PluginError as exc:
         raise PluginError(f"provider {name!r} cannot be used: {exc}") from exc
+    return provider
 
 
 def _probe(provider: ArchiveProvider, archives: Sequence[Path]) -> ProbeResult:
