@@ -30,9 +30,16 @@ test: setup
 bench: setup
 	$(BIN)/python -m benchmarks
 
-lint: setup
+# The lint extra (ruff, mypy, import-linter) is installed once per pyproject change.
+lint: setup $(VENV)/.lint-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+$(VENV)/.lint-installed: pyproject.toml
+	$(BIN)/pip install --quiet -e '.[lint]'
+	touch $@
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info benchmarks/results
