@@ -27,6 +27,11 @@ FOLDERS = ("unit", "integration", "lab")
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if CI and not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("CI=true needs pytest-timeout, so a hung test ends the run")
+
+
 @pytest.fixture
 def rar_fixtures() -> Path:
     return RAR_FIXTURES

@@ -28,6 +28,9 @@ __all__ = ["cli", "emit_json", "main", "provider_option", "registry_of"]
 
 
 @click.group(cls=LanspreadGroup)
+@click.version_option(
+    package_name="lanspread-core", prog_name="lanspread", message="%(prog)s %(version)s"
+)
 @click.option(
     "-v",
     "--verbose",
