@@ -130,10 +130,10 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
             handle = await start_peer(config, registry, tg)
             async with anyio.create_task_group() as extras:
                 await _start_extras(extras, handle, state)
-                code = await ui.run(handle)
+                code: int = await ui.run(handle)
                 extras.cancel_scope.cancel()
             await handle.shutdown()
-            return code
+        return code
 
     log_handler = open_log_file(state, verbose)
     try:
@@ -178,7 +178,7 @@ def _verbose(ctx: click.Context) -> bool:
     " plain lines when stdout is not a terminal) or jsonl (see 'lanspread plugins').",
 )
 @click.pass_context
-def run(ctx: click.Context, frontend: str, **kw: Any) -> None:
+def run(ctx: click.Context, /, frontend: str, **kw: Any) -> None:
     """Run a peer: find others on the LAN, share and fetch games.
 
     Shows the other peers, your library with each game's state, a progress
@@ -198,7 +198,7 @@ def run(ctx: click.Context, frontend: str, **kw: Any) -> None:
 @click.command()
 @run_options
 @click.pass_context
-def peer(ctx: click.Context, **kw: Any) -> None:
+def peer(ctx: click.Context, /, **kw: Any) -> None:
     """Run a peer driven by JSON lines on stdin (same as 'run --frontend jsonl').
 
     Each input line is a command such as {"id": 1, "cmd": "list-games"}; each
