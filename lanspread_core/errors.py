@@ -50,3 +50,7 @@ class DiskWriteError(LanspreadError):
 
 class Cancelled(LanspreadError):
     """The operation was cancelled; raised inside worker threads."""
+
+
+class CommandError(LanspreadError):
+    """A command to a running peer could not be carried out; the message says why."""

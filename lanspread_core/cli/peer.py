@@ -114,7 +114,8 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
     Next to the front-end run what every running peer has, whatever drives it:
     the local control socket, the event log, and a clean stop on SIGINT/SIGTERM.
     """
-    from lanspread_core.runtime.peer import start_peer
+    from lanspread_core.ipc.server import serve_control_socket
+    from lanspread_core.runtime.peer import LocalService, start_peer
 
     record = registry.frontends.get(frontend)
     if record is None:
@@ -125,9 +126,13 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
     ui = record.factory(config)
     state = StateDir(config.state_dir)
 
+    async def control_socket(handle: PeerRuntimeHandle, task_status: Any) -> None:
+        await serve_control_socket(handle, state.control_socket, task_status=task_status)
+
     async def main() -> int:
         async with anyio.create_task_group() as tg:
-            handle = await start_peer(config, registry, tg)
+            services = [LocalService("control-socket", control_socket)]
+            handle = await start_peer(config, registry, tg, services)
             async with anyio.create_task_group() as extras:
                 await _start_extras(extras, handle, state)
                 code: int = await ui.run(handle)

@@ -33,12 +33,27 @@ from rich.text import Text
 
 from lanspread_core.config import PeerConfig
 from lanspread_core.errors import LanspreadError
+from lanspread_core.events import (
+    Event,
+    EventsDropped,
+    LibraryChanged,
+    OpBegin,
+    OpCancelled,
+    OpEvent,
+    OpFailed,
+    OpFinished,
+    OpProgress,
+    OutboundTransfers,
+    PeerJoined,
+    PeerLeft,
+    PeerLibrary,
+    RuntimeFailed,
+)
 from lanspread_core.frontends.present import (
     OperationBars,
     availability,
     failure,
     make_progress,
-    op_event,
     plural,
     progress_line,
     size,
@@ -57,7 +72,7 @@ REQUERY_EVERY = 0.2
 PEERS_EVERY = 2.0
 MESSAGES = 6
 
-_REQUERY = {"library", "peer-joined", "peer-left", "peer-library", "events-dropped"}
+_REQUERY = (LibraryChanged, PeerJoined, PeerLeft, PeerLibrary, EventsDropped)
 
 
 class ConsoleFrontend:
@@ -191,45 +206,44 @@ class ConsoleView:
         self._changed.set()
 
     # --------------------------------------------------------------- events
-    def apply(self, event: dict[str, Any]) -> None:
-        name = event.get("event")
-        if name in _REQUERY:
+    def apply(self, event: Event) -> None:
+        if isinstance(event, _REQUERY):
             self._requery.set()
-        if name == "events-dropped":
+        if isinstance(event, EventsDropped):
             self._reconcile = True
-        if name == "peer-joined":
-            peer = event.get("peer", {})
+        elif isinstance(event, PeerJoined):
+            peer = event.peer
             self.peers[peer.get("peer_id", "?")] = peer
             self.say(f"peer joined: {_peer_name(peer)} ({peer.get('addr', '?')})")
-        elif name == "peer-left":
-            peer = self.peers.pop(event.get("peer_id", ""), {"peer_id": event.get("peer_id")})
-            self.say(f"peer left: {_peer_name(peer)} ({event.get('reason', 'gone')})")
-        elif name == "outbound-transfers":
-            self.outbound = int(event.get("count", 0))
+        elif isinstance(event, PeerLeft):
+            peer = self.peers.pop(event.peer_id, {"peer_id": event.peer_id})
+            self.say(f"peer left: {_peer_name(peer)} ({event.reason or 'gone'})")
+        elif isinstance(event, OutboundTransfers):
+            self.outbound = event.count
             if not self.live_mode:
                 self.say(f"outbound transfers: {self.outbound}")
-        elif name == "runtime-failed":
+        elif isinstance(event, RuntimeFailed):
             self.error(failure(event))
-        elif (parsed := op_event(event)) is not None:
-            self._apply_op(*parsed, event)
+        elif isinstance(event, OpEvent):
+            self._apply_op(event)
         self._changed.set()
 
-    def _apply_op(self, op: str, phase: str, event: dict[str, Any]) -> None:
-        game = str(event.get("game_id", "?"))
-        if phase == "begin":
+    def _apply_op(self, event: OpEvent) -> None:
+        op, game = str(event.kind), event.game_id
+        if isinstance(event, OpBegin):
             self._ended.discard((op, game))
             self._idle.discard(game)
             self.bars.begin(op, game)
             self.say(f"{op} {game}: started")
-        elif phase == "progress":
+        elif isinstance(event, OpProgress):
             if game in self._idle:
                 return  # a straggler must not bring back a finished bar
-            self.bars.update(op, event)
+            self.bars.update(event)
             if not self.live_mode:
                 now = time.monotonic()
                 if now - self._last_line.get((op, game), 0) >= PLAIN_PROGRESS_EVERY:
                     self._last_line[(op, game)] = now
-                    self.say(progress_line(op, event))
+                    self.say(progress_line(event))
         else:
             self.bars.end_game(game)
             self._idle.add(game)
@@ -237,11 +251,11 @@ class ConsoleView:
             if (op, game) in self._ended:
                 return  # e.g. -failed after -all-peers-gone: one end, one sentence
             self._ended.add((op, game))
-            if phase == "finished":
+            if isinstance(event, OpFinished):
                 self.note(f"{op} {game}: finished", "green")
-            elif phase == "cancelled":
+            elif isinstance(event, OpCancelled):
                 self.note(failure(event), "yellow")
-            else:
+            elif isinstance(event, OpFailed):
                 self.error(failure(event))
             self._requery.set()
 
@@ -268,13 +282,13 @@ class ConsoleView:
     def print_header(self) -> None:
         r = self.ready
         state = StateDir(self.config.state_dir)
-        name = f" ({r['name']})" if r.get("name") else ""
+        name = f" ({r.name})" if r.name else ""
         created = {True: " (created)", False: ""}
         lines = [
-            f"Lanspread {r.get('version', '')} peer {r['peer_id']}{name}",
-            f"  games dir     {r['games_dir']}{created[self.created['games']]}",
-            f"  state dir     {r['state_dir']}{created[self.created['state']]}",
-            f"  control       {r['control']} (QUIC, for other peers)",
+            f"Lanspread {r.version} peer {r.peer_id}{name}",
+            f"  games dir     {r.games_dir}{created[self.created['games']]}",
+            f"  state dir     {r.state_dir}{created[self.created['state']]}",
+            f"  control       {r.control} (QUIC, for other peers)",
             f"  local control {state.control_socket} (for 'lanspread status', 'install' ...)",
         ]
         for line in lines:
@@ -327,9 +341,9 @@ class ConsoleView:
     def _summary(self, stopped: bool) -> Text:
         serving = sum(1 for g in self.games if g.get("availability") == "ready")
         text = Text()
-        text.append(f"Peer {self.ready['peer_id'][:8]}", style="bold")
-        if self.ready.get("name"):
-            text.append(f" ({self.ready['name']})")
+        text.append(f"Peer {self.ready.peer_id[:8]}", style="bold")
+        if self.ready.name:
+            text.append(f" ({self.ready.name})")
         text.append(f" · {plural(len(self.peers), 'peer')} · serving {serving}")
         if self.outbound is not None:
             text.append(f" · {plural(self.outbound, 'outbound transfer')}")
@@ -364,7 +378,7 @@ class ConsoleView:
 
     def _game_table(self, rows: int) -> RenderableType:
         if not self.games:
-            return Text(f"No games in {self.ready['games_dir']} or on other peers.", style="dim")
+            return Text(f"No games in {self.ready.games_dir} or on other peers.", style="dim")
         table = Table(title="Library", title_justify="left", caption_justify="left", expand=False)
         for column in ("Game", "Name", "Version", "Size", "Installed", "State"):
             table.add_column(column, justify="right" if column == "Size" else "left")

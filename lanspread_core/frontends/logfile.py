@@ -22,7 +22,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from lanspread_core.frontends.present import failure, op_event, plural, progress_line
+from lanspread_core.events import (
+    Event,
+    EventsDropped,
+    OpBegin,
+    OpCancelled,
+    OpFailed,
+    OpFinished,
+    OpProgress,
+    OutboundTransfers,
+    PeerJoined,
+    PeerLeft,
+    RuntimeFailed,
+)
+from lanspread_core.frontends.present import failure, plural, progress_line
 from lanspread_core.library.statedir import StateDir
 
 if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
@@ -48,9 +61,9 @@ def setup_logging(verbose: bool) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("lanspread: %(message)s"))
         root.addHandler(handler)
-    for handler in root.handlers:
-        if isinstance(handler, _StderrHandler):
-            handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for existing in root.handlers:
+        if isinstance(existing, _StderrHandler):
+            existing.setLevel(logging.DEBUG if verbose else logging.WARNING)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
@@ -88,10 +101,10 @@ async def log_events(handle: PeerRuntimeHandle) -> None:
     ready = handle.ready_event()
     events_log.info(
         "peer %s started: control %s, games dir %s, state dir %s",
-        ready["peer_id"],
-        ready["control"],
-        ready["games_dir"],
-        ready["state_dir"],
+        ready.peer_id,
+        ready.control,
+        ready.games_dir,
+        ready.state_dir,
     )
     events = handle.events()
     try:
@@ -101,36 +114,33 @@ async def log_events(handle: PeerRuntimeHandle) -> None:
         events.close()
 
 
-def _log_event(event: dict) -> None:  # type: ignore[type-arg]
-    name = event.get("event")
-    if name == "peer-joined":
-        peer = event.get("peer", {})
+def _log_event(event: Event) -> None:
+    if isinstance(event, PeerJoined):
+        peer = event.peer
         events_log.info(
             "peer joined: %s %s at %s",
             peer.get("peer_id"),
             repr(peer.get("name") or ""),
             peer.get("addr"),
         )
-    elif name == "peer-left":
-        events_log.info("peer left: %s (%s)", event.get("peer_id"), event.get("reason"))
-    elif name == "runtime-failed":
+    elif isinstance(event, PeerLeft):
+        events_log.info("peer left: %s (%s)", event.peer_id, event.reason)
+    elif isinstance(event, RuntimeFailed):
         events_log.error("%s", failure(event))
-    elif name == "events-dropped":
-        events_log.debug("event log fell behind by %s", plural(event.get("count", 0), "event"))
-    elif name == "outbound-transfers":
-        events_log.info("outbound transfers: %s", event.get("count"))
-    elif (parsed := op_event(event)) is not None:
-        op, phase = parsed
-        if phase == "progress":
-            events_log.debug("%s", progress_line(op, event))
-        elif phase == "begin":
-            events_log.info("%s %s started", op, event.get("game_id"))
-        elif phase == "finished":
-            events_log.info("%s %s finished", op, event.get("game_id"))
-        elif phase == "cancelled":
-            events_log.info("%s", failure(event))
-        else:
-            events_log.warning("%s", failure(event))
+    elif isinstance(event, EventsDropped):
+        events_log.debug("event log fell behind by %s", plural(event.count, "event"))
+    elif isinstance(event, OutboundTransfers):
+        events_log.info("outbound transfers: %s", event.count)
+    elif isinstance(event, OpProgress):
+        events_log.debug("%s", progress_line(event))
+    elif isinstance(event, OpBegin):
+        events_log.info("%s %s started", event.kind, event.game_id)
+    elif isinstance(event, OpFinished):
+        events_log.info("%s %s finished", event.kind, event.game_id)
+    elif isinstance(event, OpCancelled):
+        events_log.info("%s", failure(event))
+    elif isinstance(event, OpFailed):
+        events_log.warning("%s", failure(event))
 
 
 # ----------------------------------------------------------------- reading

@@ -20,6 +20,15 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from lanspread_core.events import (
+    OpAllPeersGone,
+    OpCancelled,
+    OpFailed,
+    OpKind,
+    OpProgress,
+    RuntimeFailed,
+)
+
 #: ``availability`` values of ``list-games`` in words (docs/protocol.md).
 AVAILABILITY = {
     "ready": "Ready",
@@ -33,12 +42,12 @@ AVAILABILITY = {
 
 #: A running operation's kind as a participle ("Busy — installing").
 DOING = {
-    "install": "installing",
-    "update": "updating",
-    "uninstall": "uninstalling",
-    "remove-download": "removing the download",
-    "download": "downloading",
-    "stream-install": "stream-installing",
+    OpKind.INSTALL: "installing",
+    OpKind.UPDATE: "updating",
+    OpKind.UNINSTALL: "uninstalling",
+    OpKind.REMOVE_DOWNLOAD: "removing the download",
+    OpKind.DOWNLOAD: "downloading",
+    OpKind.STREAM_INSTALL: "stream-installing",
 }
 
 
@@ -87,38 +96,22 @@ def sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def failure(event: dict[str, Any]) -> str:
-    """An operation's failure (``-failed``, ``-cancelled``, ``-all-peers-gone``) or
-    ``runtime-failed`` as one sentence."""
-    name = str(event.get("event", ""))
-    error = event.get("error")
-    if name == "runtime-failed":
-        return sentence(f"The peer stopped: {error or 'a required service died'}")
-    op, phase = op_event(event) or (name, "failed")
-    game = event.get("game_id", "?")
-    if phase == "cancelled":
-        return sentence(f"{op_name(op)} of {game} was cancelled")
-    if phase == "all-peers-gone":
+def failure(event: OpFailed | RuntimeFailed) -> str:
+    """An operation's failure (``failed``, ``cancelled``, ``all-peers-gone``) or
+    the peer's own (``runtime-failed``) as one sentence."""
+    if isinstance(event, RuntimeFailed):
+        return sentence(f"The peer stopped: {event.error or 'a required service died'}")
+    op, game, error = op_name(event.kind), event.game_id or "?", event.error
+    if isinstance(event, OpCancelled):
+        return sentence(f"{op} of {game} was cancelled")
+    if isinstance(event, OpAllPeersGone):
         error = error or "every peer that had it left"
-    return sentence(f"{op_name(op)} of {game} failed: {error or 'no reason given'}")
+    return sentence(f"{op} of {game} failed: {error or 'no reason given'}")
 
 
-def progress_peers(event: dict[str, Any]) -> int | None:
+def progress_peers(event: OpProgress) -> int:
     """How many peers a progress event says it draws from, when it says so."""
-    for key in ("active_peers", "peers"):
-        value = event.get(key)
-        if isinstance(value, list):
-            return len(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def _number(event: dict[str, Any], key: str) -> float | None:
-    value = event.get(key)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+    return event.active_peers
 
 
 class RateColumn(ProgressColumn):
@@ -182,17 +175,15 @@ class OperationBars:
                 f"{op} {game_id}", total=None, rate=None, eta=None, peers=None
             )
 
-    def update(self, op: str, event: dict[str, Any]) -> None:
-        game_id = str(event.get("game_id", "?"))
+    def update(self, event: OpProgress) -> None:
+        op, game_id = str(event.kind), event.game_id
         self.begin(op, game_id)
-        total = _number(event, "total")
-        done = _number(event, "bytes")
         self.progress.update(
             self._tasks[(op, game_id)],
-            completed=done or 0,
-            total=total if total else None,
-            rate=_number(event, "rate"),
-            eta=_number(event, "eta"),
+            completed=event.done,
+            total=event.total or None,
+            rate=event.rate,
+            eta=event.eta,
             peers=progress_peers(event),
         )
 
@@ -218,35 +209,16 @@ class OperationBars:
             self.end(op, game_id)
 
 
-def op_event(event: dict[str, Any]) -> tuple[str, str] | None:
-    """``install-progress`` -> (``install``, ``progress``); None for other events.
-
-    Only the known phases count; ``download-all-peers-gone`` is the phase
-    ``all-peers-gone`` of ``download``.
-    """
-    name = str(event.get("event", ""))
-    for phase in ("all-peers-gone", "begin", "progress", "finished", "failed", "cancelled"):
-        if name.endswith(f"-{phase}") and name != "runtime-failed":
-            return name[: -len(phase) - 1], phase
-    return None
-
-
-def progress_line(op: str, event: dict[str, Any]) -> str:
+def progress_line(event: OpProgress) -> str:
     """A progress event as a plain line, for logs and non-terminal output."""
-    done = int(_number(event, "bytes") or 0)
-    total = _number(event, "total")
-    parts = [f"{op} {event.get('game_id', '?')}:"]
+    done, total = event.done, event.total
+    parts = [f"{event.kind} {event.game_id}:"]
     if total:
-        parts.append(f"{100 * done / total:.0f}% ({size(done)} of {size(int(total))})")
+        parts.append(f"{100 * done / total:.0f}% ({size(done)} of {size(total)})")
     else:
         parts.append(size(done))
-    rate = _number(event, "rate")
-    if rate is not None:
-        parts.append(f"{size(int(rate))}/s")
-    eta = _number(event, "eta")
-    if eta is not None:
-        parts.append(f"ETA {duration(eta)}")
-    n = progress_peers(event)
-    if n is not None:
-        parts.append(f"from {plural(n, 'peer')}")
+    parts.append(f"{size(event.rate)}/s")
+    if event.eta is not None:
+        parts.append(f"ETA {duration(event.eta)}")
+    parts.append(f"from {plural(progress_peers(event), 'peer')}")
     return " ".join(parts)

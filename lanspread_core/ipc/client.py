@@ -27,15 +27,16 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from lanspread_core.errors import LanspreadError
-from lanspread_core.frontends.jsonl import MAX_LINE
+from lanspread_core.events import Event, parse_event
 from lanspread_core.ipc.server import unix_address
+from lanspread_core.ipc.session import MAX_LINE
 from lanspread_core.library.statedir import StateDir
 
 #: Seconds to wait for a peer's first line (its ``ready`` event).
 GREETING_TIMEOUT = 10
 
 Record = dict[str, Any]
-OnEvent = Callable[[Record], None]
+OnEvent = Callable[[Event], None]
 
 
 class NoRunningPeer(LanspreadError):
@@ -138,8 +139,9 @@ class PeerClient:
                 self.ready = record
                 self._greeted.set()
                 return
+            event = parse_event({k: v for k, v in record.items() if k != "kind"})
             for listener in list(self._listeners):
-                listener(record)
+                listener(event)
         elif kind in ("result", "error"):
             waiting = self._waiting.get(record.get("id"))  # type: ignore[arg-type]
             if waiting is not None:
@@ -180,7 +182,7 @@ async def connect(state_dir: Path | None) -> AsyncIterator[PeerClient]:
         raise
 
 
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:  # type: ignore[type-arg]
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     out: list[BaseException] = []
     for exc in group.exceptions:
         out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])

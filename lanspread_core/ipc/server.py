@@ -30,7 +30,7 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from lanspread_core.errors import LanspreadError
-from lanspread_core.frontends.jsonl import MAX_LINE, serve_session
+from lanspread_core.ipc.session import MAX_LINE, serve_session
 
 if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
     from lanspread_core.runtime.peer import PeerRuntimeHandle

@@ -9,18 +9,55 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from lanspread_core.config import HostPort
+from lanspread_core.config import HostPort, PeerConfig
 from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.events import TRANSACTIONS, OpKind, Ready
+from lanspread_core.install.transactions import Transactions
+from lanspread_core.library.catalog import Catalog
+from lanspread_core.library.index import Library
 from lanspread_core.library.layout import game_root
+from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.versionini import check_version_file
-from lanspread_core.runtime.operations import download_body, stream_install_body, transaction
+from lanspread_core.runtime.operations import (
+    Workshop,
+    download_body,
+    stream_install_body,
+    transaction,
+)
+from lanspread_core.runtime.runner import OperationRunner
+from lanspread_core.runtime.supervisor import Supervisor
+from lanspread_core.runtime.sync import PeerSync
 
-if TYPE_CHECKING:
-    from lanspread_core.runtime.peer import PeerRuntime
 
-Handler = Callable[["PeerRuntime", dict[str, Any]], Awaitable[dict[str, Any]]]
+class Peer(Protocol):
+    """What the commands use of the running peer (and nothing more)."""
+
+    config: PeerConfig
+    catalog: Catalog
+    library: Library
+    served: ServedLibrary
+    ops: OperationTable
+    tx: Transactions
+    sync: PeerSync
+    runner: OperationRunner
+    supervisor: Supervisor
+
+    def ready_event(self) -> Ready: ...
+
+    def active(self) -> list[dict[str, str]]: ...
+
+    def workshop(self) -> Workshop: ...
+
+    def request_stop(self) -> None: ...
+
+    async def set_game_dir(self, path: Path) -> None: ...
+
+
+Result = dict[str, Any]
+Handler = Callable[[Peer, dict[str, Any]], Awaitable[Result]]
 COMMANDS: dict[str, Handler] = {}
 
 
@@ -57,7 +94,7 @@ def _flag(cmd: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-async def dispatch(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def dispatch(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     name = cmd.get("cmd")
     handler = COMMANDS.get(name) if isinstance(name, str) else None
     if handler is None:
@@ -66,13 +103,13 @@ async def dispatch(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
 
 
 @command("status")
-async def status(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def status(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     rev, games = rt.library.snapshot()
-    ready = rt.ready_event()
+    ready = rt.ready_event().to_json()
     del ready["event"]
     return {
         **ready,
-        "peers": len(rt.peers),
+        "peers": len(rt.sync.table),
         "library_rev": rev,
         "games": len(games),
         "serving": sorted(rt.served.games),
@@ -85,15 +122,15 @@ async def status(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
 
 
 @command("peers")
-async def peers(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
-    return {"peers": [p.to_json() for p in rt.peers.all()]}
+async def peers(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
+    return {"peers": [p.to_json() for p in rt.sync.table.all()]}
 
 
-def games_view(rt: PeerRuntime) -> list[dict[str, Any]]:
+def games_view(rt: Peer) -> list[dict[str, Any]]:
     """Local and remote games together: each with its state here and who serves it."""
     local = {g.id: g.to_json() for g in rt.library.games()}
     holders: dict[str, list[str]] = {}
-    for peer in rt.peers.all():
+    for peer in rt.sync.table.all():
         for gid, info in peer.games.items():
             cat = rt.catalog.get(gid)
             if cat is None or cat.version == info.version:
@@ -109,7 +146,7 @@ def games_view(rt: PeerRuntime) -> list[dict[str, Any]]:
             "downloaded": False,
             "installed": False,
             "availability": "remote",
-            "size": next((p.games[gid].size for p in rt.peers.all() if gid in p.games), 0),
+            "size": next((p.games[gid].size for p in rt.sync.table.all() if gid in p.games), 0),
             "manifest_hash": None,
         }
         entry["peers"] = holders.get(gid, [])
@@ -119,12 +156,12 @@ def games_view(rt: PeerRuntime) -> list[dict[str, Any]]:
 
 
 @command("list-games")
-async def list_games(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def list_games(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     return {"games": games_view(rt), "active": rt.active(), "library_rev": rt.library.rev}
 
 
 @command("get-game")
-async def get_game(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def get_game(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")
     for entry in games_view(rt):
         if entry["id"] == gid:
@@ -133,34 +170,31 @@ async def get_game(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
 
 
 @command("connect")
-async def connect(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def connect(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     try:
         addr = HostPort.parse(_str(cmd, "addr"))
     except ValueError as exc:
         raise BadCommand(str(exc)) from exc
-    peer = await rt.connect(addr.host, addr.port)
+    peer = await rt.sync.connect(addr.host, addr.port)
     if peer is None:
         raise LanspreadError(f"{addr} is this peer itself")
     return {"peer": peer.to_json()}
 
 
 @command("wait-peers")
-async def wait_peers(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def wait_peers(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     count = int(_num(cmd, "count", 1))
     timeout = _num(cmd, "timeout_ms", 10_000) / 1000
-    return {"peers": await rt.wait_peers(count, timeout)}
+    return {"peers": await rt.sync.wait_peers(count, timeout)}
 
 
 @command("fetch")
-async def fetch(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def fetch(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     """Ask every known peer for its library now, instead of waiting for a ping."""
-    for peer in rt.peers.all():
-        peer.announced_rev = -2
-        rt._schedule_sync(peer)
-    return {"peers": len(rt.peers)}
+    return {"peers": rt.sync.refresh_all()}
 
 
-def _newer_on_peers(rt: PeerRuntime, gid: str) -> bool:
+def _newer_on_peers(rt: Peer, gid: str) -> bool:
     """Whether ``update`` should fetch: the catalog names a version we do not hold."""
     cat = rt.catalog.get(gid)
     if cat is None:
@@ -169,58 +203,59 @@ def _newer_on_peers(rt: PeerRuntime, gid: str) -> bool:
     return check_version_file(root) != cat.version
 
 
-def _operation(kind: str) -> Handler:
-    async def run(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+def _operation(kind: OpKind) -> Handler:
+    async def run(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
         gid = _str(cmd, "game_id")
         wait = _flag(cmd, "wait", False)
         game_root(rt.config.games_dir, gid)  # a bad id fails now, not as a later event
-        if kind == "update" and _newer_on_peers(rt, gid):
-            return await rt.run_operation("download", gid, download_body(rt, gid, True), wait)
+        ws = rt.workshop()
+        if kind is OpKind.UPDATE and _newer_on_peers(rt, gid):
+            return await rt.runner.run(OpKind.DOWNLOAD, gid, download_body(ws, gid, True), wait)
         rt.tx.require_root(gid)  # a missing game fails now too
-        return await rt.run_operation(kind, gid, transaction(rt, kind, gid), wait)
+        return await rt.runner.run(kind, gid, transaction(ws, kind, gid), wait)
 
     return run
 
 
-for _kind in ("install", "update", "uninstall", "remove-download"):
-    COMMANDS[_kind] = _operation(_kind)
+for _kind in TRANSACTIONS:
+    COMMANDS[str(_kind)] = _operation(_kind)
 
 
 @command("download")
-async def download(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def download(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")
     game_root(rt.config.games_dir, gid)
     install = _flag(cmd, "install", True)
     wait = _flag(cmd, "wait", False)
-    return await rt.run_operation("download", gid, download_body(rt, gid, install), wait)
+    body = download_body(rt.workshop(), gid, install)
+    return await rt.runner.run(OpKind.DOWNLOAD, gid, body, wait)
 
 
 @command("stream-install")
-async def stream_install(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def stream_install(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")
     game_root(rt.config.games_dir, gid)
     wait = _flag(cmd, "wait", False)
-    return await rt.run_operation("stream-install", gid, stream_install_body(rt, gid), wait)
+    body = stream_install_body(rt.workshop(), gid)
+    return await rt.runner.run(OpKind.STREAM_INSTALL, gid, body, wait)
 
 
 @command("cancel")
-async def cancel(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def cancel(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")
-    token = rt.cancels.get(gid)
-    if token is None:
+    if not rt.runner.cancel(gid):
         raise LanspreadError(f"nothing to cancel for {gid}")
-    token.cancel()
     return {"game_id": gid, "cancelling": True}
 
 
 @command("set-game-dir")
-async def set_game_dir(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def set_game_dir(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     path = Path(_str(cmd, "path"))
     await rt.set_game_dir(path)
     return {"games_dir": str(rt.config.games_dir)}
 
 
 @command("shutdown")
-async def shutdown(rt: PeerRuntime, cmd: dict[str, Any]) -> dict[str, Any]:
+async def shutdown(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     rt.request_stop()
     return {"stopping": True}

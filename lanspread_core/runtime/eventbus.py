@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 
-Event = dict[str, Any]
+from lanspread_core.events import Event, EventsDropped
 
 
 class Subscription:
@@ -49,7 +48,7 @@ class Subscription:
             await self._ready.wait()
         if self._dropped:
             dropped, self._dropped = self._dropped, 0
-            return {"event": "events-dropped", "count": dropped}
+            return EventsDropped(dropped)
         return self._buf.popleft()
 
 

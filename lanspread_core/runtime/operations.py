@@ -1,53 +1,86 @@
-"""The long operations a peer runs for its front-ends, as bodies for ``run_operation``.
+"""The long operations a peer runs for its front-ends, as bodies for the runner.
 
 Each function checks what can be checked at once (so a command fails in its
-own reply) and returns the async body that the runtime runs with lifecycle
-events: a local transaction, a download from peers, a stream-install.
+own reply) and returns the async body the
+:class:`~lanspread_core.runtime.runner.OperationRunner` runs with lifecycle
+events: a local transaction, a download from peers, a stream-install. They
+see the peer through :class:`Workshop`, the handful of parts they use.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from lanspread_core.archive.cancel import CancelToken
 from lanspread_core.dataplane.link import DataLink
-from lanspread_core.errors import Cancelled, LanspreadError
-from lanspread_core.install.transactions import Outcome, TransactionError
+from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.errors import Cancelled, CommandError, LanspreadError
+from lanspread_core.events import (
+    Event,
+    OpBegin,
+    OpFailed,
+    OpFinished,
+    OpKind,
+    StreamInstallRetry,
+)
+from lanspread_core.install.transactions import Outcome, TransactionError, Transactions
+from lanspread_core.library.catalog import Catalog
 from lanspread_core.library.layout import is_downloaded, is_installed
-from lanspread_core.runtime.peer import CommandError, OperationBody
-from lanspread_core.runtime.peers import RemotePeer
+from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.versionini import check_version_file
+from lanspread_core.runtime.runner import OperationBody, OperationRunner
 from lanspread_core.system.diskspace import NotEnoughSpace, check_free_space
-from lanspread_core.transfer.download import (
+from lanspread_core.transfer.download import Download, DownloadJob
+from lanspread_core.transfer.sources import (
     AllSourcesGone,
-    Download,
-    DownloadJob,
-    check_version_file,
-    choose_manifest,
-    manifests_from,
-    sources_for,
+    PeerAccess,
+    Source,
+    agreed_sources,
 )
 from lanspread_core.transfer.streamrecv import STREAM_TIMEOUT, receive_stream
 from lanspread_core.wire.messages import StreamInstall, TransferGrant
 
-if TYPE_CHECKING:
-    from lanspread_core.runtime.peer import PeerRuntime
+STREAM_GRANT_TIMEOUT = 15.0
 
 
-def transaction(rt: PeerRuntime, kind: str, game_id: str) -> OperationBody:
+@dataclass(frozen=True)
+class Workshop:
+    """What the operation bodies use of the running peer, as it is right now."""
+
+    games_dir: Path
+    catalog: Catalog
+    tx: Transactions
+    ops: OperationTable
+    outbound: OutboundTransfers
+    peers: PeerAccess
+    runner: OperationRunner
+
+    def publish(self, event: Event) -> None:
+        self.runner.publish(event)
+
+
+def transaction(ws: Workshop, kind: OpKind, game_id: str) -> OperationBody:
     """The body of a local transaction: a worker thread, writers exclusive of readers."""
-    work = getattr(rt.tx, kind.replace("-", "_"))
+    tx = ws.tx
+    work = {
+        OpKind.INSTALL: tx.install,
+        OpKind.UPDATE: tx.update,
+        OpKind.UNINSTALL: tx.uninstall,
+        OpKind.REMOVE_DOWNLOAD: tx.remove_download,
+    }[kind]
 
     async def body(token: CancelToken) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
-        if kind in ("install", "update"):
-            kwargs = {"token": token, "progress": rt.progress_publisher(kind, game_id)}
-        if kind in ("update", "remove-download"):
+        if kind in (OpKind.INSTALL, OpKind.UPDATE):
+            kwargs = {"token": token, "progress": ws.runner.progress(kind, game_id)}
+        if kind in (OpKind.UPDATE, OpKind.REMOVE_DOWNLOAD):
             # readers first: block new transfers, cancel live ones and wait for them
-            async with rt.outbound.exclusive(game_id):
+            async with ws.outbound.exclusive(game_id):
                 outcome = await anyio.to_thread.run_sync(lambda: work(game_id, **kwargs))
         else:
             outcome = await anyio.to_thread.run_sync(lambda: work(game_id, **kwargs))
@@ -56,84 +89,64 @@ def transaction(rt: PeerRuntime, kind: str, game_id: str) -> OperationBody:
     return body
 
 
-def download_body(rt: PeerRuntime, game_id: str, install: bool) -> OperationBody:
+def download_body(ws: Workshop, game_id: str, install: bool) -> OperationBody:
     """Download the catalog version from peers, then install or update it."""
-    cat = rt.catalog.get(game_id)
+    cat = ws.catalog.get(game_id)
     if cat is None:
         raise CommandError(f"{game_id} is not in the catalog")
-    root = rt.config.games_dir / game_id
+    root = ws.games_dir / game_id
     if is_downloaded(root) and check_version_file(root) == cat.version:
         raise CommandError(f"{game_id} {cat.version} is already downloaded")
+    trusted = cat.hashes.get("manifest") or None
 
     async def body(token: CancelToken) -> dict[str, Any]:
-        job = DownloadJob(game_id, cat.version, install, token.event)
-        rt.ops.begin(game_id, "download")
+        job = DownloadJob(game_id, cat.version, install, token.event, trusted)
+        ws.ops.begin(game_id, OpKind.DOWNLOAD)
         try:
-            async with rt.outbound.exclusive(game_id):
-                result = await Download(rt, job).run()
+            async with ws.outbound.exclusive(game_id):
+                result = await Download(job, ws.games_dir, ws.peers, ws.publish).run()
         finally:
-            rt.ops.end(game_id)
+            ws.ops.end(game_id)
         if install:
-            kind = "update" if is_installed(root) else "install"
+            kind = OpKind.UPDATE if is_installed(root) else OpKind.INSTALL
             # the install phase has its own lifecycle, so front-ends can show it
-            rt.bus.publish({"event": f"{kind}-begin", "game_id": game_id, "after": "download"})
+            ws.publish(OpBegin(kind, game_id, after="download"))
             try:
-                installed = await transaction(rt, kind, game_id)(token)
+                installed = await transaction(ws, kind, game_id)(token)
             except LanspreadError as exc:
-                rt.bus.publish(
-                    {
-                        "event": f"{kind}-failed",
-                        "game_id": game_id,
-                        "op": kind,
-                        "error": str(exc),
-                    }
-                )
+                ws.publish(OpFailed(kind, game_id, str(exc)))
                 raise
-            rt.bus.publish(
-                {"event": f"{kind}-finished", "game_id": game_id, "op": kind, **installed}
-            )
-            result["installed"] = kind
+            ws.publish(OpFinished(kind, game_id, installed))
+            result["installed"] = str(kind)
             result["provider"] = installed["provider"]
         return result
 
     return body
 
 
-def stream_install_body(rt: PeerRuntime, game_id: str) -> OperationBody:
+def stream_install_body(ws: Workshop, game_id: str) -> OperationBody:
     """Install by streaming from a validated peer; on failure try the next one."""
-    cat = rt.catalog.get(game_id)
+    cat = ws.catalog.get(game_id)
     if cat is None:
         raise CommandError(f"{game_id} is not in the catalog")
-    if is_installed(rt.config.games_dir / game_id):
+    if is_installed(ws.games_dir / game_id):
         raise CommandError(f"{game_id} is already installed; uninstall it first")
+    trusted = cat.hashes.get("manifest") or None
 
     async def body(token: CancelToken) -> dict[str, Any]:
-        peers = sources_for(rt, game_id, cat.version)
-        if not peers:
-            raise CommandError(f"no peer serves {game_id} {cat.version}")
         # the same validation as a download: only peers agreeing on the manifest
-        manifests = await manifests_from(rt, peers, game_id)
-        trusted = cat.hashes.get("manifest")
-        _, agreeing = choose_manifest(manifests, len(peers), trusted or None)
+        _, agreeing = await agreed_sources(ws.peers, game_id, cat.version, trusted)
         failures: list[str] = []
-        for peer_id in agreeing:
-            peer = rt.peers.get(peer_id)
-            if peer is None:
+        for peer in agreeing:
+            if not ws.peers.is_present(peer.peer_id):
                 continue
             try:
-                return await stream_from(rt, peer, game_id, token)
+                return await stream_from(ws, peer, game_id, token)
             except (Cancelled, NotEnoughSpace, TransactionError):
                 raise
             except (LanspreadError, OSError) as exc:
-                failures.append(f"{peer_id[:8]}: {exc}")
-                rt.bus.publish(
-                    {
-                        "event": "stream-install-retry",
-                        "game_id": game_id,
-                        "peer_id": peer_id,
-                        "error": str(exc),
-                    }
-                )
+                failures.append(f"{peer.peer_id[:8]}: {exc}")
+                ws.publish(StreamInstallRetry(game_id, peer.peer_id, str(exc)))
         raise AllSourcesGone(
             f"no peer could stream {game_id}: " + "; ".join(failures or ["none left"])
         )
@@ -142,15 +155,15 @@ def stream_install_body(rt: PeerRuntime, game_id: str) -> OperationBody:
 
 
 async def stream_from(
-    rt: PeerRuntime, peer: RemotePeer, game_id: str, token: CancelToken
+    ws: Workshop, peer: Source, game_id: str, token: CancelToken
 ) -> dict[str, Any]:
-    reply = await rt.pool.request(
-        peer.host, peer.port, StreamInstall(rt.identity.peer_id, game_id), timeout=15
+    reply = await ws.peers.request(
+        peer, StreamInstall(ws.peers.self_id, game_id), STREAM_GRANT_TIMEOUT
     )
     if not isinstance(reply, TransferGrant):
         raise CommandError(f"{peer.peer_id[:8]} refused the stream-install")
-    progress = rt.progress_publisher("stream-install", game_id, active_peers=1)
-    games_dir = rt.config.games_dir
+    progress = ws.runner.progress(OpKind.STREAM_INSTALL, game_id, active_peers=1)
+    games_dir = ws.games_dir
     state = {"done": 0, "total": 0}
 
     def on_total(total: int) -> None:
@@ -168,7 +181,7 @@ async def stream_from(
         return Outcome(game_id, "stream-install", None, got.files, got.bytes)
 
     started = time.monotonic()
-    outcome = await anyio.to_thread.run_sync(rt.tx.stream_install, game_id, fill)
+    outcome = await anyio.to_thread.run_sync(ws.tx.stream_install, game_id, fill)
     seconds = time.monotonic() - started
     return {
         "peer": peer.peer_id,

@@ -29,12 +29,12 @@ import queue
 import shutil
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
@@ -42,6 +42,7 @@ from lanspread_core.dataplane.client import DataConnection
 from lanspread_core.dataplane.files import DownloadFiles
 from lanspread_core.dataplane.link import DataLink
 from lanspread_core.errors import Cancelled, DiskWriteError, LanspreadError
+from lanspread_core.events import ChunkRejected, DownloadSources, Event, OpKind, OpProgress
 from lanspread_core.library.layout import (
     RESERVED,
     SENTINEL,
@@ -52,15 +53,17 @@ from lanspread_core.library.layout import (
     is_installed,
 )
 from lanspread_core.library.manifest import ChunkRange, Manifest, chunk_ranges
-from lanspread_core.library.versionini import VersionFileError, read_version
 from lanspread_core.system.atomic import fsync_dir, write_atomic
 from lanspread_core.system.diskspace import check_free_space
 from lanspread_core.transfer.planner import Planner
+from lanspread_core.transfer.sources import (
+    AllSourcesGone,
+    DownloadError,
+    PeerAccess,
+    Source,
+    agreed_sources,
+)
 from lanspread_core.wire.messages import ByteRange, OpenTransfer, TransferGrant
-
-if TYPE_CHECKING:
-    from lanspread_core.runtime.peer import PeerRuntime
-    from lanspread_core.runtime.peers import RemotePeer
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +74,7 @@ PROGRESS_INTERVAL = 0.25
 STREAMS_PER_SOURCE = 2
 #: batches requested on a stream at once: the one arriving and the next
 PIPELINE = 2
-MANIFEST_TIMEOUT = 30.0
 SOURCE_TIMEOUT = 15.0
-
-
-class DownloadError(LanspreadError):
-    pass
-
-
-class AllSourcesGone(DownloadError):
-    pass
 
 
 @dataclass
@@ -89,51 +83,8 @@ class DownloadJob:
     version: str
     install: bool
     cancel: threading.Event = field(default_factory=threading.Event)
-
-
-def sources_for(rt: PeerRuntime, game_id: str, version: str) -> list[RemotePeer]:
-    return [p for p in rt.peers.all() if game_id in p.games and p.games[game_id].version == version]
-
-
-async def manifests_from(
-    rt: PeerRuntime, peers: list[RemotePeer], game_id: str
-) -> dict[str, Manifest]:
-    found: dict[str, Manifest] = {}
-
-    async def ask(peer: RemotePeer) -> None:
-        try:
-            reply = await rt.request_manifest(peer, game_id)
-            manifest = await anyio.to_thread.run_sync(Manifest.from_json, reply.manifest)
-        except (LanspreadError, ValueError, OSError) as exc:
-            log.info("no manifest of %s from %s: %s", game_id, peer.peer_id[:8], exc)
-            return
-        found[peer.peer_id] = manifest
-
-    with anyio.move_on_after(MANIFEST_TIMEOUT):
-        async with anyio.create_task_group() as tg:
-            for peer in peers:
-                tg.start_soon(ask, peer)
-    return found
-
-
-def choose_manifest(
-    manifests: dict[str, Manifest], asked: int, trusted: str | None
-) -> tuple[Manifest, list[str]]:
-    """The manifest a strict majority of the asked peers agree on, and who they are."""
-    votes = Counter(m.manifest_hash for m in manifests.values())
-    if not votes:
-        raise DownloadError("no peer sent a usable manifest")
-    digest, count = votes.most_common(1)[0]
-    if trusted and digest != trusted:
-        if trusted not in votes:
-            raise DownloadError("no peer offers the manifest the catalog trusts")
-        digest, count = trusted, votes[trusted]
-    elif count * 2 <= asked:
-        raise DownloadError(
-            f"peers disagree about this game ({count} of {asked} agree); not downloading"
-        )
-    agreeing = [pid for pid, m in manifests.items() if m.manifest_hash == digest]
-    return manifests[agreeing[0]], agreeing
+    #: the manifest hash the catalog trusts for this version (it decides, not a vote)
+    trusted: str | None = None
 
 
 @dataclass
@@ -149,12 +100,24 @@ class _Batch:
 
 
 class Download:
-    """One running download; created and run by the runtime."""
+    """One running download into ``games_dir``, from the peers ``peers`` knows.
 
-    def __init__(self, rt: PeerRuntime, job: DownloadJob) -> None:
-        self.rt = rt
+    :param publish: takes this download's events (sources, progress, rejected
+        chunks); called on the event loop.
+    """
+
+    def __init__(
+        self,
+        job: DownloadJob,
+        games_dir: Path,
+        peers: PeerAccess,
+        publish: Callable[[Event], None],
+    ) -> None:
         self.job = job
-        self.root = game_root(rt.config.games_dir, job.game_id)
+        self.games_dir = games_dir
+        self.peers = peers
+        self._publish = publish
+        self.root = game_root(games_dir, job.game_id)
         self.created_root = False
         self.files: DownloadFiles | None = None
         self.planner: Planner | None = None
@@ -168,31 +131,17 @@ class Download:
         self._transfer_started = self._started
         self._transfer_seconds = 0.0
 
-    def publish(self, event: str, **fields: Any) -> None:
-        self.rt.bus.publish({"event": f"download-{event}", "game_id": self.job.game_id, **fields})
-
     # ---------------------------------------------------------------- run
     async def run(self) -> dict[str, Any]:
         job = self.job
-        peers = sources_for(self.rt, job.game_id, job.version)
-        if not peers:
-            raise DownloadError(f"no peer serves {job.game_id} {job.version}")
-        manifests = await manifests_from(self.rt, peers, job.game_id)
-        trusted = (cat := self.rt.catalog.get(job.game_id)) and cat.hashes.get("manifest")
-        manifest, agreeing = choose_manifest(manifests, len(peers), trusted or None)
+        manifest, sources = await agreed_sources(self.peers, job.game_id, job.version, job.trusted)
         await anyio.to_thread.run_sync(
-            check_free_space,
-            self.rt.config.games_dir,
-            manifest.total_size,
-            f"download {job.game_id}",
+            check_free_space, self.games_dir, manifest.total_size, f"download {job.game_id}"
         )
-        by_id = {p.peer_id: p for p in peers}
-        sources = [by_id[pid] for pid in agreeing]
-        self.publish(
-            "sources",
-            total=manifest.total_size,
-            sources=[p.peer_id for p in sources],
-            version=job.version,
+        self._publish(
+            DownloadSources(
+                job.game_id, manifest.total_size, [p.peer_id for p in sources], job.version
+            )
         )
         try:
             await anyio.to_thread.run_sync(self._prepare, manifest)
@@ -256,7 +205,7 @@ class Download:
                 shutil.rmtree(self.root)
 
     # ------------------------------------------------------------ transfers
-    async def _fetch_all(self, manifest: Manifest, sources: list[RemotePeer]) -> None:
+    async def _fetch_all(self, manifest: Manifest, sources: list[Source]) -> None:
         chunks = chunk_ranges(manifest)
         # ChunkRange.index counts within a file; the planner counts across the game
         self._global = {(c.path, c.offset): i for i, c in enumerate(chunks)}
@@ -294,7 +243,7 @@ class Download:
         return None
 
     async def _worker(
-        self, peer: RemotePeer, planner: Planner, receivers: anyio.CapacityLimiter
+        self, peer: Source, planner: Planner, receivers: anyio.CapacityLimiter
     ) -> None:
         """One stream from ``peer``: batches back to back on one connection.
 
@@ -316,13 +265,15 @@ class Download:
         async with anyio.create_task_group() as tg, back, back_send:
             receive = partial(anyio.to_thread.run_sync, abandon_on_cancel=False, limiter=receivers)
             # handing back must not wait for the loop: the thread goes straight on
-            hand_back = partial(
-                asyncio.get_running_loop().call_soon_threadsafe, back_send.send_nowait
-            )
+            loop = asyncio.get_running_loop()
+
+            def hand_back(batch: _Batch) -> None:
+                loop.call_soon_threadsafe(back_send.send_nowait, batch)
+
             tg.start_soon(receive, self._receive_loop, todo, hand_back)
             try:
                 while running():
-                    if self.rt.peers.get(peer.peer_id) is None:
+                    if not self.peers.is_present(peer.peer_id):
                         planner.source_failed(peer.peer_id, "left the network")
                         break
                     try:
@@ -393,7 +344,7 @@ class Download:
         log.info("source %s failed: %s", peer_id[:8], exc)
 
     async def _ask(
-        self, peer: RemotePeer, planner: Planner, link: DataLink, pipelined: bool
+        self, peer: Source, planner: Planner, link: DataLink, pipelined: bool
     ) -> _Batch | None:
         """Take the next batch for ``peer``, get its grant and send the request."""
         # a duplicate of another peer's chunk (end-game) is only worth it when idle
@@ -419,16 +370,16 @@ class Download:
                 good += planner.chunks[index].length
             else:
                 planner.chunk_bad(peer_id, index)
-                self.publish("chunk-rejected", peer_id=peer_id, chunk=index)
+                self._publish(ChunkRejected(self.job.game_id, peer_id, index))
         return good
 
-    async def _open(self, peer: RemotePeer, jobs: list[Any]) -> TransferGrant:
+    async def _open(self, peer: Source, jobs: list[ChunkRange]) -> TransferGrant:
         request = OpenTransfer(
-            self.rt.identity.peer_id,
+            self.peers.self_id,
             self.job.game_id,
             tuple(ByteRange(j.path, j.offset, j.length) for j in jobs),
         )
-        reply = await self.rt.pool.request(peer.host, peer.port, request, timeout=SOURCE_TIMEOUT)
+        reply = await self.peers.request(peer, request, SOURCE_TIMEOUT)
         if not isinstance(reply, TransferGrant):
             raise DownloadError(f"{peer.peer_id[:8]} refused the transfer")
         return reply
@@ -467,20 +418,15 @@ class Download:
         elapsed = max(1e-6, time.monotonic() - self._started)
         per_peer = {pid: round(s.recent_rate()) for pid, s in planner.sources.items()}
         rate = sum(per_peer.values()) or done / elapsed
-        self.publish(
-            "progress",
-            bytes=done,
-            total=total,
-            rate=round(rate),
-            eta=round((total - done) / rate, 1) if rate > 0 else None,
-            active_peers=len(planner.live_sources()),
-            peers=per_peer,
+        self._publish(
+            OpProgress(
+                OpKind.DOWNLOAD,
+                self.job.game_id,
+                done=done,
+                total=total,
+                rate=round(rate),
+                eta=round((total - done) / rate, 1) if rate > 0 else None,
+                active_peers=len(planner.live_sources()),
+                peers=per_peer,
+            )
         )
-
-
-def check_version_file(root: Path) -> str | None:
-    """The version ``root`` says it holds, or None when unreadable."""
-    try:
-        return read_version(root / SENTINEL)
-    except VersionFileError:
-        return None

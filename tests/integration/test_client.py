@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from lanspread_core.errors import LanspreadError
+from lanspread_core.events import Event, LibraryChanged, OpKind, OpProgress, Ready
 from lanspread_core.ipc.client import NoRunningPeer, PeerCommandError, connect
 from lanspread_core.ipc.server import serve_control_socket
 from lanspread_core.library.statedir import StateDir
@@ -206,11 +207,11 @@ class FakeHandle:
         self.stopped = anyio.Event()
         self.shutdowns = 0
 
-    def ready_event(self) -> dict:
-        return {"event": "ready", "peer_id": "f" * 32, "games_dir": "/g", "state_dir": "/s"}
+    def ready_event(self) -> Ready:
+        return Ready("f" * 32, "", "0", "127.0.0.1:1", ["127.0.0.1:1"], 2, "/g", "/s")
 
-    def library_event(self) -> dict:
-        return {"event": "library", "rev": 0, "games": [], "active": []}
+    def library_event(self) -> LibraryChanged:
+        return LibraryChanged(0, [], [])
 
     def events(self):
         return self.bus.subscribe()
@@ -218,7 +219,7 @@ class FakeHandle:
     async def send(self, command: dict) -> dict:
         if command.get("cmd") == "fail":
             raise LanspreadError("it failed")
-        self.bus.publish({"event": "echo-progress", "game_id": "g", "bytes": 1, "total": 2})
+        self.bus.publish(OpProgress(OpKind.INSTALL, "g", done=1, total=2))
         return {"echo": command}
 
     async def wait_stopped(self) -> None:
@@ -249,10 +250,10 @@ async def test_sessions_on_a_long_socket_path_end_with_the_client_not_the_peer(
         for _ in range(2):  # a second client after the first one left
             async with connect(state) as peer:
                 assert peer.ready["peer_id"] == "f" * 32
-                seen: list[dict] = []
+                seen: list[Event] = []
                 result = await peer.call("hello", on_event=seen.append, x=1)
                 assert result == {"echo": {"id": 1, "cmd": "hello", "x": 1}}
-                assert [e["event"] for e in seen] == ["echo-progress"]
+                assert seen == [OpProgress(OpKind.INSTALL, "g", done=1, total=2)]
                 with pytest.raises(PeerCommandError, match="it failed"):
                     await peer.call("fail")
         await anyio.sleep(0.05)

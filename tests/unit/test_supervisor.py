@@ -11,6 +11,7 @@ import pytest
 import lanspread_core.runtime.peer as runtime_mod
 from lanspread_core import DiscoveryRecord, hookimpl
 from lanspread_core.config import HostPort, PeerConfig
+from lanspread_core.events import RuntimeFailed
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.runtime.peer import start_peer
 from lanspread_core.runtime.supervisor import Policy, RequiredServiceFailed, Supervisor
@@ -131,6 +132,6 @@ async def test_a_failing_required_service_ends_the_runtime(tmp_path: Path, monke
         async for event in events:
             seen.append(event)
         assert any(
-            e["event"] == "runtime-failed" and "UDP socket vanished" in e["error"] for e in seen
+            isinstance(e, RuntimeFailed) and "UDP socket vanished" in e.error for e in seen
         )
         assert handle.failure and "UDP socket vanished" in handle.failure

@@ -1,0 +1,187 @@
+"""Answering other peers: one handler per control-plane request type.
+
+The table maps a message class to its handler, so adding a request is one
+entry, and an unknown type gets an ``unsupported`` error instead of falling
+through a chain of ``isinstance``. The data plane's two callbacks (which
+root a grant reads, and who streams a root for a stream-install) live here
+too: they are the serving side of the same rules (DESIGN §5, serving rules).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+
+from lanspread_core.archive.protocol import ProbeResult
+from lanspread_core.archive.provider import ArchiveProvider
+from lanspread_core.config import PeerConfig
+from lanspread_core.dataplane.errors import TransferRefused
+from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.tokens import Grant, TransferTokens
+from lanspread_core.library.index import Library
+from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.served import ServedLibrary
+from lanspread_core.plugin.registry import Registry
+from lanspread_core.plugin.selection import choose
+from lanspread_core.runtime.sync import PeerSync
+from lanspread_core.transfer.streamsend import send_stream
+from lanspread_core.wire.messages import (
+    PROTO_VER,
+    Ack,
+    Error,
+    GameManifest,
+    GetDelta,
+    GetGame,
+    GetLibrarySummary,
+    GetSnapshot,
+    Goodbye,
+    Hello,
+    HelloAck,
+    LibrarySummary,
+    Message,
+    OpenTransfer,
+    Ping,
+    Pong,
+    StreamInstall,
+    TransferGrant,
+)
+
+#: seconds a granted token may wait for its data connection
+TOKEN_TTL = 30.0
+
+Remote = tuple[str, int]
+Handler = Callable[[Any, Remote], Awaitable[Message]]
+
+
+class Serving(Protocol):
+    """What answering requests needs of the running peer (and nothing more)."""
+
+    config: PeerConfig
+    registry: Registry
+    library: Library
+    served: ServedLibrary
+    ops: OperationTable
+    outbound: OutboundTransfers
+    tokens: TransferTokens
+    sync: PeerSync
+
+    def greeting(self, cls: type[Hello] | type[HelloAck]) -> Hello | HelloAck: ...
+
+
+class RequestHandlers:
+    def __init__(self, peer: Serving) -> None:
+        self.peer = peer
+        self.table: dict[type[Message], Handler] = {
+            Hello: self.hello,
+            Ping: self.ping,
+            GetSnapshot: self.snapshot,
+            GetDelta: self.delta,
+            GetLibrarySummary: self.summary,
+            GetGame: self.get_game,
+            OpenTransfer: self.open_transfer,
+            StreamInstall: self.stream_install,
+            Goodbye: self.goodbye,
+        }
+
+    @property
+    def _self_id(self) -> str:
+        return self.peer.sync.self_id
+
+    async def handle(self, request: Message, remote: Remote) -> Message:
+        """Answer one control request from another peer."""
+        sender = getattr(request, "peer_id", None)
+        known = self.peer.sync.table.get(sender) if isinstance(sender, str) else None
+        if known is not None:
+            known.seen()
+        handler = self.table.get(type(request))
+        if handler is None:
+            return Error.of("unsupported", f"{type(request).__name__} is not handled by this peer")
+        return await handler(request, remote)
+
+    async def hello(self, hello: Hello, remote: Remote) -> Message:
+        if hello.peer_id == self._self_id:
+            return self.peer.greeting(HelloAck)
+        if hello.proto_ver != PROTO_VER:
+            return Error.of("proto_ver", f"this peer speaks protocol {PROTO_VER}")
+        self.peer.sync.register(hello, remote[0], hello.control_port, "inbound")
+        return self.peer.greeting(HelloAck)
+
+    async def ping(self, ping: Ping, remote: Remote) -> Message:
+        known = self.peer.sync.table.get(ping.peer_id)
+        if known is not None:
+            self.peer.sync.announced(known, ping.library_rev)
+        return Pong(self._self_id, self.peer.served.rev)
+
+    async def snapshot(self, request: GetSnapshot, remote: Remote) -> Message:
+        return self.peer.served.snapshot()
+
+    async def delta(self, request: GetDelta, remote: Remote) -> Message:
+        return self.peer.served.delta(request.from_rev)
+
+    async def summary(self, request: GetLibrarySummary, remote: Remote) -> Message:
+        served = self.peer.served
+        return LibrarySummary(self._self_id, served.rev, served.digest, len(served.games))
+
+    async def get_game(self, request: GetGame, remote: Remote) -> Message:
+        game_id = request.game_id
+        info = self.peer.served.games.get(game_id)
+        if info is None:
+            return Error.of("not_found", f"{game_id} is not served by this peer")
+        manifest = await anyio.to_thread.run_sync(self.peer.library.manifest, game_id)
+        if manifest is None or manifest.manifest_hash != info.manifest_hash:
+            return Error.of("unavailable", f"{game_id} is changing on this peer; try again")
+        return GameManifest(game_id, info.version, manifest.to_json())
+
+    async def open_transfer(self, request: OpenTransfer, remote: Remote) -> Message:
+        """Grant a single-use token for ranges of a served game's manifest files."""
+        peer = self.peer
+        game_id = request.game_id
+        info = peer.served.games.get(game_id)
+        if info is None or peer.outbound.is_blocked(game_id) or peer.ops.kind_of(game_id):
+            return Error.of("unavailable", f"{game_id} is not served by this peer now")
+        manifest = await anyio.to_thread.run_sync(peer.library.manifest, game_id)
+        if manifest is None or manifest.manifest_hash != info.manifest_hash:
+            return Error.of("unavailable", f"{game_id} is changing on this peer; try again")
+        sizes = {f.path: f.size for f in manifest.files}
+        for r in request.ranges:
+            size = sizes.get(r.path)
+            if size is None or r.offset + r.length > size:
+                return Error.of(
+                    "bad_range", f"{r.path} at {r.offset}+{r.length} is not in {game_id}"
+                )
+        token = peer.tokens.issue(game_id, request.peer_id, request.ranges, ttl=TOKEN_TTL)
+        return TransferGrant(token, peer.config.data_port, TOKEN_TTL)
+
+    async def stream_install(self, request: StreamInstall, remote: Remote) -> Message:
+        peer = self.peer
+        if request.game_id not in peer.served.games or peer.ops.kind_of(request.game_id):
+            return Error.of("unavailable", f"{request.game_id} is not served by this peer now")
+        token = peer.tokens.issue(
+            request.game_id, request.peer_id, (), ttl=TOKEN_TTL, kind="stream"
+        )
+        return TransferGrant(token, peer.config.data_port, TOKEN_TTL)
+
+    async def goodbye(self, request: Goodbye, remote: Remote) -> Message:
+        self.peer.sync.drop(request.peer_id, "goodbye")
+        return Ack()
+
+    # ------------------------------------------------------ data-plane side
+    def resolve_transfer(self, grant: Grant) -> Path:
+        """Checked after the transfer is registered, so a writer cannot slip in between."""
+        peer = self.peer
+        if grant.game_id not in peer.served.games or peer.ops.kind_of(grant.game_id):
+            raise TransferRefused(f"{grant.game_id} is not served by this peer now")
+        return peer.config.games_dir / grant.game_id
+
+    def send_stream(self, conn: socket.socket, root: Path, grant: Grant) -> int:
+        """Worker thread: this peer's provider (``--provider``) streams the root."""
+
+        def pick(archives: list[Path]) -> tuple[ArchiveProvider, ProbeResult]:
+            choice = choose(self.peer.registry, self.peer.config.provider, archives)
+            return choice.provider, choice.probe
+
+        return send_stream(conn, root, pick)

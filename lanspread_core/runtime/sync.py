@@ -1,0 +1,286 @@
+"""The peers this peer knows: registration, library sync, liveness and goodbye.
+
+:class:`PeerSync` is the discovery backends' sink (``seen``/``gone``), keeps
+each remote library in step with what its peer announced (a snapshot first,
+then deltas; a gap falls back to a snapshot), pings idle peers and forgets
+silent ones, and is the transfers' narrow view of the peers
+(:class:`~lanspread_core.transfer.sources.PeerAccess`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+
+from lanspread_core.control.client import ControlPool
+from lanspread_core.discovery.base import SeenPeer
+from lanspread_core.errors import CommandError, LanspreadError
+from lanspread_core.events import Event, PeerJoined, PeerLeft, PeerLibrary
+from lanspread_core.runtime.peers import PeerTable, RemotePeer
+from lanspread_core.transfer.sources import Source
+from lanspread_core.wire.messages import (
+    PROTO_VER,
+    GetDelta,
+    GetSnapshot,
+    Goodbye,
+    Hello,
+    HelloAck,
+    LibraryDelta,
+    LibrarySnapshot,
+    Message,
+    Ping,
+    Pong,
+)
+
+log = logging.getLogger(__name__)
+
+GOODBYE_TIMEOUT = 0.5
+CONNECT_TIMEOUT = 5.0
+SYNC_TIMEOUT = 10.0
+
+Greeting = Callable[[type[Hello] | type[HelloAck]], Hello | HelloAck]
+
+
+class PeerSync:
+    """Known peers by ``peer_id`` (never by address), and what keeps them current.
+
+    :param greeting: builds this peer's ``Hello``/``HelloAck`` (its current rev).
+    :param library_rev: this peer's current library revision, for pings.
+    """
+
+    def __init__(
+        self,
+        self_id: str,
+        pool: ControlPool,
+        publish: Callable[[Event], None],
+        greeting: Greeting,
+        library_rev: Callable[[], int],
+        *,
+        ping_interval: float,
+        stale_timeout: float,
+    ) -> None:
+        self._self_id = self_id
+        self.pool = pool
+        self.table = PeerTable()
+        self._publish = publish
+        self._greeting = greeting
+        self._library_rev = library_rev
+        self.ping_interval = ping_interval
+        self.stale_timeout = stale_timeout
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._connecting: set[tuple[str, int]] = set()
+        self._syncing: set[str] = set()
+        self._self_addresses: set[tuple[str, int]] = set()
+        self._changed = anyio.Event()
+
+    def attach(self, tg: anyio.abc.TaskGroup) -> None:
+        """Run background work (syncs, pings, connects) in ``tg``, the peer's own group."""
+        self._tg = tg
+
+    def _spawn(self, func: Callable[..., object], *args: object) -> None:
+        assert self._tg is not None, "PeerSync.attach() first"
+        self._tg.start_soon(func, *args)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------- transfers' view
+    @property
+    def self_id(self) -> str:
+        return self._self_id
+
+    def holders(self, game_id: str, version: str) -> list[Source]:
+        return [
+            p
+            for p in self.table.all()
+            if game_id in p.games and p.games[game_id].version == version
+        ]
+
+    def is_present(self, peer_id: str) -> bool:
+        return peer_id in self.table
+
+    async def request(self, peer: Source, message: Message, timeout: float) -> Message:
+        known = self.table.get(peer.peer_id)
+        if known is None:
+            raise CommandError(f"{peer.peer_id[:8]} is no longer a known peer")
+        return await self.pool.request(known.host, known.port, message, timeout=timeout)
+
+    # ----------------------------------------------------- discovery's sink
+    def seen(self, seen: SeenPeer) -> None:
+        """An address where a peer answers."""
+        if (seen.host, seen.port) in self._self_addresses or seen.peer_id == self._self_id:
+            return
+        peer = self.table.get(seen.peer_id) if seen.peer_id else None
+        if peer is None and seen.peer_id is None:
+            peer = self.table.by_address(seen.host, seen.port)
+        if peer is None:
+            self._spawn(self._connect_quietly, seen.host, seen.port)
+            return
+        if (peer.host, peer.port) != (seen.host, seen.port) and seen.peer_id:
+            log.info("peer %s moved to %s:%s", peer.peer_id[:8], seen.host, seen.port)
+            peer.host, peer.port = seen.host, seen.port
+        if seen.library_rev is not None:
+            self.announced(peer, seen.library_rev)
+
+    def gone(self, peer_id: str) -> None:
+        """A peer withdrew its announcement."""
+        self.drop(peer_id, "gone")
+
+    # --------------------------------------------------------- registration
+    async def _connect_quietly(self, host: str, port: int) -> None:
+        try:
+            await self.connect(host, port)
+        except LanspreadError as exc:
+            log.debug("could not reach %s:%s: %s", host, port, exc)
+
+    async def connect(self, host: str, port: int) -> RemotePeer | None:
+        """Greet ``host:port``; the peer found there, or None when it is this peer."""
+        key = (host, port)
+        if key in self._connecting:
+            return None
+        self._connecting.add(key)
+        try:
+            reply = await self.pool.request(
+                host, port, self._greeting(Hello), timeout=CONNECT_TIMEOUT
+            )
+        finally:
+            self._connecting.discard(key)
+        if not isinstance(reply, HelloAck):
+            raise CommandError(f"{host}:{port} did not greet back")
+        if reply.peer_id == self._self_id:
+            self._self_addresses.add(key)
+            return None
+        if reply.proto_ver != PROTO_VER:
+            raise CommandError(f"{host}:{port} speaks protocol {reply.proto_ver}, not {PROTO_VER}")
+        return self.register(reply, host, port, "outbound")
+
+    def register(self, greet: Hello | HelloAck, host: str, port: int, how: str) -> RemotePeer:
+        """Add or update the peer that greeted (an address change updates the entry)."""
+        peer = self.table.get(greet.peer_id)
+        new = peer is None
+        if peer is None:
+            peer = RemotePeer(greet.peer_id, host, port, source=how)
+            self.table.add(peer)
+        elif (peer.host, peer.port) != (host, port):
+            peer.host, peer.port = host, port
+        peer.name, peer.data_port = greet.name, greet.data_port
+        peer.announced_rev = greet.library_rev
+        peer.seen()
+        if new:
+            self._publish(PeerJoined(peer.to_json()))
+            self._changed.set()
+        if greet.library_rev != peer.library_rev:
+            self.schedule_sync(peer)
+        return peer
+
+    def drop(self, peer_id: str, reason: str) -> None:
+        peer = self.table.remove(peer_id)
+        if peer is None:
+            return
+        self._spawn(self.pool.discard, peer.host, peer.port)
+        self._publish(PeerLeft(peer_id, reason))
+        self._changed.set()
+
+    async def wait_peers(self, count: int, timeout: float) -> int:
+        with anyio.move_on_after(timeout):
+            while len(self.table) < count:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+        if len(self.table) < count:
+            raise CommandError(f"only {len(self.table)} of {count} peers after {timeout:g}s")
+        return len(self.table)
+
+    # ------------------------------------------------------------- sync
+    def announced(self, peer: RemotePeer, rev: int) -> None:
+        """``peer`` says its library is at ``rev``: fetch what we miss."""
+        if rev != peer.library_rev:
+            peer.announced_rev = rev
+            self.schedule_sync(peer)
+
+    def refresh_all(self) -> int:
+        """Ask every known peer for its library now, instead of waiting for a ping."""
+        for peer in self.table.all():
+            peer.announced_rev = -2
+            self.schedule_sync(peer)
+        return len(self.table)
+
+    def schedule_sync(self, peer: RemotePeer) -> None:
+        if peer.peer_id not in self._syncing:
+            self._syncing.add(peer.peer_id)
+            self._spawn(self._sync, peer)
+
+    async def _sync(self, peer: RemotePeer) -> None:
+        """Bring our copy of ``peer``'s library up to what it announced."""
+        try:
+            while self.table.get(peer.peer_id) is peer and peer.library_rev != peer.announced_rev:
+                before = peer.library_rev
+                request: Message = (
+                    GetSnapshot(self._self_id)
+                    if peer.library_rev < 0
+                    else GetDelta(self._self_id, peer.library_rev)
+                )
+                reply = await self.pool.request(peer.host, peer.port, request, timeout=SYNC_TIMEOUT)
+                peer.seen()
+                if not isinstance(reply, LibrarySnapshot | LibraryDelta):
+                    return
+                if not peer.apply(reply):
+                    peer.library_rev = -1  # a gap: start over from a snapshot
+                    continue
+                peer.announced_rev = max(peer.announced_rev, peer.library_rev)
+                if peer.library_rev != before:
+                    via = "delta" if isinstance(reply, LibraryDelta) else "snapshot"
+                    self._publish(
+                        PeerLibrary(peer.peer_id, peer.library_rev, via, sorted(peer.games))
+                    )
+        except (LanspreadError, OSError) as exc:
+            log.debug("library sync with %s failed: %s", peer.peer_id[:8], exc)
+        finally:
+            self._syncing.discard(peer.peer_id)
+
+    # -------------------------------------------------------------- liveness
+    def ping_all(self) -> None:
+        """Tell every peer at once that our library changed (a ping carries the rev)."""
+        for peer in self.table.all():
+            self._spawn(self._ping, peer)
+
+    async def _ping(self, peer: RemotePeer) -> None:
+        try:
+            reply = await self.pool.request(
+                peer.host,
+                peer.port,
+                Ping(self._self_id, self._library_rev()),
+                timeout=max(1.0, self.ping_interval),
+            )
+        except (LanspreadError, OSError):
+            return
+        peer.seen()
+        if isinstance(reply, Pong):
+            self.announced(peer, reply.library_rev)
+
+    async def liveness(self) -> None:
+        """Ping idle peers; forget the ones silent past the stale timeout (a service)."""
+        interval = self.ping_interval
+        while True:
+            now = time.monotonic()
+            for peer in self.table.all():
+                idle = now - peer.last_seen
+                if idle > self.stale_timeout:
+                    self.drop(peer.peer_id, "stale")
+                elif idle >= interval:
+                    self._spawn(self._ping, peer)
+            await anyio.sleep(interval / 2)
+
+    async def say_goodbye(self) -> None:
+        """Tell every known peer we leave, for at most :data:`GOODBYE_TIMEOUT`."""
+        with anyio.move_on_after(GOODBYE_TIMEOUT), anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for peer in self.table.all():
+                    tg.start_soon(self._goodbye, peer)
+
+    async def _goodbye(self, peer: RemotePeer) -> None:
+        with contextlib.suppress(LanspreadError, OSError):
+            await self.pool.request(
+                peer.host, peer.port, Goodbye(self._self_id), timeout=GOODBYE_TIMEOUT
+            )

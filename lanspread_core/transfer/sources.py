@@ -1,0 +1,122 @@
+"""Which peers a transfer may draw from, and the manifest they must agree on.
+
+A transfer sees the peers through :class:`PeerAccess`, a narrow view the
+runtime implements: who holds a game at a version, whether a peer is still
+known, and one control-plane request to a peer. Nothing here knows the
+runtime, so the download engine runs in a unit test against a fake view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Protocol
+
+import anyio
+
+from lanspread_core.errors import LanspreadError
+from lanspread_core.library.manifest import Manifest
+from lanspread_core.wire.messages import GameManifest, GetGame, Message
+
+log = logging.getLogger(__name__)
+
+MANIFEST_TIMEOUT = 30.0
+
+
+class DownloadError(LanspreadError):
+    pass
+
+
+class AllSourcesGone(DownloadError):
+    pass
+
+
+class Source(Protocol):
+    """A peer a transfer draws from: its id and where it is now (it may move)."""
+
+    @property
+    def peer_id(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+
+class PeerAccess(Protocol):
+    """What a transfer needs of the peers this peer knows."""
+
+    @property
+    def self_id(self) -> str:
+        """This peer's id, which requests carry."""
+        ...
+
+    def holders(self, game_id: str, version: str) -> list[Source]:
+        """The known peers that serve ``game_id`` at ``version``."""
+        ...
+
+    def is_present(self, peer_id: str) -> bool:
+        """Whether ``peer_id`` is still a known peer (it has not left)."""
+        ...
+
+    async def request(self, peer: Source, message: Message, timeout: float) -> Message:
+        """One control-plane request to ``peer``; raises on failure."""
+        ...
+
+
+async def request_manifest(peers: PeerAccess, peer: Source, game_id: str) -> Manifest:
+    reply = await peers.request(peer, GetGame(peers.self_id, game_id), MANIFEST_TIMEOUT)
+    if not isinstance(reply, GameManifest):
+        raise DownloadError(f"{peer.peer_id[:8]} sent no manifest")
+    return await anyio.to_thread.run_sync(Manifest.from_json, reply.manifest)
+
+
+async def manifests_from(
+    peers: PeerAccess, sources: list[Source], game_id: str
+) -> dict[str, Manifest]:
+    """Each source's manifest of ``game_id``; a source that does not answer is left out."""
+    found: dict[str, Manifest] = {}
+
+    async def ask(peer: Source) -> None:
+        try:
+            found[peer.peer_id] = await request_manifest(peers, peer, game_id)
+        except (LanspreadError, ValueError, OSError) as exc:
+            log.info("no manifest of %s from %s: %s", game_id, peer.peer_id[:8], exc)
+
+    with anyio.move_on_after(MANIFEST_TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            for peer in sources:
+                tg.start_soon(ask, peer)
+    return found
+
+
+def choose_manifest(
+    manifests: dict[str, Manifest], asked: int, trusted: str | None
+) -> tuple[Manifest, list[str]]:
+    """The manifest a strict majority of the asked peers agree on, and who they are."""
+    votes = Counter(m.manifest_hash for m in manifests.values())
+    if not votes:
+        raise DownloadError("no peer sent a usable manifest")
+    digest, count = votes.most_common(1)[0]
+    if trusted and digest != trusted:
+        if trusted not in votes:
+            raise DownloadError("no peer offers the manifest the catalog trusts")
+        digest, count = trusted, votes[trusted]
+    elif count * 2 <= asked:
+        raise DownloadError(
+            f"peers disagree about this game ({count} of {asked} agree); not downloading"
+        )
+    agreeing = [pid for pid, m in manifests.items() if m.manifest_hash == digest]
+    return manifests[agreeing[0]], agreeing
+
+
+async def agreed_sources(
+    peers: PeerAccess, game_id: str, version: str, trusted: str | None
+) -> tuple[Manifest, list[Source]]:
+    """Ask every holder of ``game_id`` ``version`` for its manifest; the agreed one,
+    and the sources that sent it (first to answer first)."""
+    holders = peers.holders(game_id, version)
+    if not holders:
+        raise DownloadError(f"no peer serves {game_id} {version}")
+    manifests = await manifests_from(peers, holders, game_id)
+    manifest, agreeing = choose_manifest(manifests, len(holders), trusted)
+    by_id = {p.peer_id: p for p in holders}
+    return manifest, [by_id[pid] for pid in agreeing]

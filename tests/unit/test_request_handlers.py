@@ -1,0 +1,197 @@
+"""Answering other peers, in one process: the handler table over real library parts.
+
+The handlers see the peer through the ``Serving`` protocol, so here it is a
+plain object holding a real library, served listing, operation table, token
+table and peer table; requests are the real wire messages, answered without
+any QUIC in between.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lanspread_core.config import PeerConfig
+from lanspread_core.control.client import ControlPool
+from lanspread_core.dataplane.errors import TransferRefused
+from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.tokens import Grant, TransferTokens
+from lanspread_core.events import Event, OpKind, PeerJoined, PeerLeft
+from lanspread_core.library.catalog import load_catalog
+from lanspread_core.library.index import Library
+from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.served import ServedLibrary
+from lanspread_core.library.statedir import StateDir
+from lanspread_core.plugin.registry import Registry, load_registry
+from lanspread_core.runtime.handlers import RequestHandlers
+from lanspread_core.runtime.sync import PeerSync
+from lanspread_core.wire.messages import (
+    PROTO_VER,
+    Ack,
+    ByteRange,
+    Error,
+    GameManifest,
+    GetDelta,
+    GetGame,
+    GetSnapshot,
+    Goodbye,
+    Hello,
+    HelloAck,
+    LibrarySnapshot,
+    LibrarySummary,
+    OpenTransfer,
+    Ping,
+    Pong,
+    StreamInstall,
+    TransferGrant,
+)
+
+ME = "a" * 32
+OTHER = "b" * 32
+REMOTE = ("10.9.9.9", 40000)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Peer:
+    """A plain holder of the parts ``Serving`` names."""
+
+    config: PeerConfig
+    registry: Registry
+    library: Library
+    served: ServedLibrary
+    ops: OperationTable
+    outbound: OutboundTransfers
+    tokens: TransferTokens
+    sync: PeerSync
+
+    def greeting(self, cls: type[Hello] | type[HelloAck]) -> Hello | HelloAck:
+        return cls(ME, PROTO_VER, self.served.rev, self.served.digest, (), 7001, "me", 7000)
+
+
+def hello(peer_id: str = OTHER, rev: int = 0, proto: int = PROTO_VER) -> Hello:
+    return Hello(peer_id, proto, rev, "", (), 6001, "other", 6000)
+
+
+@pytest.fixture
+async def serving(tmp_path: Path) -> AsyncIterator[tuple[RequestHandlers, Peer, list[Event]]]:
+    games = tmp_path / "games"
+    root = games / "aurora"
+    root.mkdir(parents=True)
+    (root / "a.eti").write_bytes(b"x" * 5000)
+    (root / "version.ini").write_text("1.0\n")
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"games": [{"id": "aurora", "name": "A", "version": "1.0"}]}))
+    state = StateDir(tmp_path / "state")
+    state.ensure()
+    library = Library(games, state, load_catalog(catalog))
+    library.refresh()
+    served = ServedLibrary(ME)
+    served.update(*library.snapshot())
+    events: list[Event] = []
+    sync = PeerSync(
+        ME,
+        ControlPool(),
+        events.append,
+        lambda cls: cls(ME, PROTO_VER, 0, "", (), 0, "", 0),
+        lambda: served.rev,
+        ping_interval=1.0,
+        stale_timeout=5.0,
+    )
+    config = PeerConfig(games_dir=games, state_dir=tmp_path / "state", data_port=7001)
+    peer = Peer(
+        config,
+        load_registry(),
+        library,
+        served,
+        OperationTable(),
+        OutboundTransfers(),
+        TransferTokens(),
+        sync,
+    )
+    async with anyio.create_task_group() as tg:
+        sync.attach(tg)
+        yield RequestHandlers(peer), peer, events
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_hello_registers_the_peer_and_goodbye_removes_only_it(serving) -> None:
+    handlers, peer, events = serving
+    reply = await handlers.handle(hello(), REMOTE)
+    assert isinstance(reply, HelloAck) and reply.peer_id == ME
+    known = peer.sync.table.get(OTHER)
+    assert known is not None and (known.host, known.port) == ("10.9.9.9", 6000)
+    assert [type(e) for e in events] == [PeerJoined]
+    assert isinstance(await handlers.handle(Goodbye(OTHER), REMOTE), Ack)
+    assert peer.sync.table.get(OTHER) is None
+    assert isinstance(events[-1], PeerLeft) and events[-1].reason == "goodbye"
+
+
+@pytest.mark.anyio
+async def test_another_protocol_version_is_refused_and_not_registered(serving) -> None:
+    handlers, peer, _ = serving
+    reply = await handlers.handle(hello(proto=PROTO_VER + 1), REMOTE)
+    assert isinstance(reply, Error) and reply.code == "proto_ver"
+    assert len(peer.sync.table) == 0
+
+
+@pytest.mark.anyio
+async def test_ping_answers_our_rev_and_snapshots_list_what_is_served(serving) -> None:
+    handlers, peer, _ = serving
+    pong = await handlers.handle(Ping(OTHER, 0), REMOTE)
+    assert isinstance(pong, Pong) and pong.library_rev == peer.served.rev
+    snapshot = await handlers.handle(GetSnapshot(OTHER), REMOTE)
+    assert isinstance(snapshot, LibrarySnapshot) and [g.id for g in snapshot.games] == ["aurora"]
+    delta = await handlers.handle(GetDelta(OTHER, peer.served.rev), REMOTE)
+    assert not (delta.added or delta.updated or delta.removed)  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_manifests_and_grants_only_for_served_games_and_real_ranges(serving) -> None:
+    handlers, peer, _ = serving
+    manifest = await handlers.handle(GetGame(OTHER, "aurora"), REMOTE)
+    assert isinstance(manifest, GameManifest) and manifest.version == "1.0"
+    missing = await handlers.handle(GetGame(OTHER, "nosuch"), REMOTE)
+    assert isinstance(missing, Error) and missing.code == "not_found"
+    path = manifest.manifest["files"][0]["path"]
+    grant = await handlers.handle(
+        OpenTransfer(OTHER, "aurora", (ByteRange(path, 0, 5000),)), REMOTE
+    )
+    assert isinstance(grant, TransferGrant) and grant.data_port == 7001
+    beyond = await handlers.handle(
+        OpenTransfer(OTHER, "aurora", (ByteRange(path, 4000, 2000),)), REMOTE
+    )
+    assert isinstance(beyond, Error) and beyond.code == "bad_range"
+
+
+@pytest.mark.anyio
+async def test_a_game_under_a_local_operation_is_not_served(serving) -> None:
+    handlers, peer, _ = serving
+    peer.ops.begin("aurora", OpKind.UPDATE)
+    for request in (
+        OpenTransfer(OTHER, "aurora", (ByteRange("aurora/a.eti", 0, 10),)),
+        StreamInstall(OTHER, "aurora"),
+    ):
+        reply = await handlers.handle(request, REMOTE)
+        assert isinstance(reply, Error) and reply.code == "unavailable"
+    with pytest.raises(TransferRefused):
+        handlers.resolve_transfer(Grant("aurora", OTHER, ()))
+    peer.ops.end("aurora")
+    assert handlers.resolve_transfer(Grant("aurora", OTHER, ())) == peer.config.games_dir / "aurora"
+
+
+@pytest.mark.anyio
+async def test_a_request_type_without_a_handler_gets_unsupported(serving) -> None:
+    handlers, _, _ = serving
+    reply = await handlers.handle(LibrarySummary(OTHER, 1, "d", 1), REMOTE)
+    assert isinstance(reply, Error) and reply.code == "unsupported"
