@@ -88,8 +88,10 @@ class EntrySink(Protocol):
     For each entry the provider calls :meth:`begin`; for a file it then calls
     :meth:`write` zero or more times with the unpacked bytes, then
     :meth:`end`. A sink may block in :meth:`write` (it is bounded) and may
-    raise :class:`~lanspread_core.errors.Cancelled` from any method; the
-    provider must let that propagate and stop reading.
+    raise :class:`~lanspread_core.errors.Cancelled` from any method, or
+    :class:`~lanspread_core.errors.UnsafeEntryError` when the pass strays
+    from the entries the provider listed; the provider must let that
+    propagate and stop reading.
     """
 
     def begin(self, entry: Entry) -> None: ...
@@ -136,6 +138,8 @@ class Unpacker(ArchiveReader, Protocol):
 
         Nothing is written outside ``dest``; on failure ``dest`` is left as it
         was found. ``sink_wrapper`` lets the caller observe progress or cancel.
+        Installs do not call this: they drive :meth:`StreamInstallProvider.stream`
+        into the core's tree writer, which checks every entry.
         """
         ...
 

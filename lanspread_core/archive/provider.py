@@ -13,8 +13,10 @@ class ArchiveProvider:
     """Convenience base: implement ``probe``, ``entries`` and ``stream``; get ``unpack``.
 
     The inherited :meth:`unpack` drives :meth:`stream` into the core's
-    :class:`~lanspread_core.archive.treewriter.TreeWriter`, which owns the path-safety
-    and verification rules, so a provider never writes to disk itself.
+    :class:`~lanspread_core.archive.treewriter.TreeWriter`, which owns the
+    entry-safety and verification rules, so a provider never writes to disk
+    itself and never checks a name. An install always goes that way: the
+    core does not call a provider's own ``unpack``.
     """
 
     def probe(self, archives: Sequence[Path]) -> ProbeResult:

@@ -1,9 +1,11 @@
 """Writing a provider's stream to a folder: the only place archive bytes hit disk.
 
-:class:`TreeWriter` is an :class:`~lanspread_core.archive.protocol.EntrySink` that
-creates each entry under a destination folder. It refuses every entry kind but
-files and dirs, validates every name with :func:`safe_relpath`, never follows a
-symlink, and checks each file's size and CRC32 against the headers.
+:class:`TreeWriter` is an :class:`~lanspread_core.archive.protocol.EntrySink`
+that creates each entry under a destination folder. It takes only a checked
+:class:`~lanspread_core.archive.listing.Listing` and refuses, at write time,
+whatever the stream does not deliver as announced (an entry out of turn, a
+file longer than listed); it never follows a symlink and checks each file's
+size and CRC32 against the headers.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import os
 import shutil
 import stat
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from lanspread_core.archive.entrypath import is_root_name, safe_relpath
+from lanspread_core.archive.entrypath import safe_relpath
+from lanspread_core.archive.listing import Announced, Listing, check_entries
 from lanspread_core.archive.protocol import (
     Entry,
     EntryKind,
@@ -25,35 +28,16 @@ from lanspread_core.archive.protocol import (
     StreamInstallProvider,
 )
 from lanspread_core.errors import DiskWriteError, UnsafeEntryError, VerificationError
-from lanspread_core.library.layout import OWNED_MARKER
-
-_WRITABLE = (EntryKind.FILE, EntryKind.DIR)
-
-
-def check_entry(entry: Entry) -> None:
-    """Raise :class:`UnsafeEntryError` unless ``entry`` may be written."""
-    if entry.kind is EntryKind.DIR and is_root_name(entry.path):
-        return
-    if entry.kind not in _WRITABLE:
-        raise UnsafeEntryError(
-            f"archive entry {entry.path!r} is a {entry.kind}; links and devices are refused"
-        )
-    safe_relpath(entry.path)
-
-
-def check_entries(entries: Iterable[Entry]) -> None:
-    for entry in entries:
-        check_entry(entry)
 
 
 class TreeWriter:
-    """Sink that writes files and dirs under ``dest``, verifying each file."""
+    """Sink that writes the files and dirs of ``listing`` under ``dest``, verifying each file."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, listing: Listing) -> None:
         self.dest = dest
+        self._announced = Announced(listing)
         self._fd: int | None = None
         self._crc = 0
-        self._written = 0
 
     def _make_dirs(self, rel: Path) -> Path:
         """Create ``dest/rel`` as real directories, refusing any symlink on the way."""
@@ -75,11 +59,11 @@ class TreeWriter:
         return current
 
     def begin(self, entry: Entry) -> None:
-        check_entry(entry)
-        if entry.kind is EntryKind.DIR and is_root_name(entry.path):
+        announced = self._announced.begin(entry)
+        if announced is None:
             return
-        rel = Path(safe_relpath(entry.path))
-        if entry.kind is EntryKind.DIR:
+        rel = Path(safe_relpath(announced.path))
+        if announced.kind is EntryKind.DIR:
             self._make_dirs(rel)
             return
         parent = self._make_dirs(rel.parent) if rel.parent != Path(".") else self.dest
@@ -92,13 +76,12 @@ class TreeWriter:
                 raise UnsafeEntryError(f"{entry.path!r} would be written through a link") from exc
             raise DiskWriteError(f"cannot create {entry.path!r}: {exc.strerror}") from exc
         self._crc = 0
-        self._written = 0
 
     def write(self, data: bytes | memoryview) -> None:
-        assert self._fd is not None, "write() outside begin()/end()"
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
+        self._announced.data(len(view))
+        assert self._fd is not None, "a file was announced, so begin() opened it"
         self._crc = zlib.crc32(view, self._crc)
-        self._written += len(view)
         try:
             while view:
                 n = os.write(self._fd, view)
@@ -107,19 +90,22 @@ class TreeWriter:
             raise DiskWriteError(f"cannot write to {self.dest}: {exc.strerror}") from exc
 
     def end(self, entry: Entry) -> None:
-        if entry.kind is EntryKind.DIR:
-            return
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-        if self._written != entry.size:
+        announced = self._announced.end(entry)
+        if announced is None or announced.kind is EntryKind.DIR:
+            return
+        # the archive's CRC where it has one; else the one the caller vouches for
+        crc = announced.crc32 if announced.crc32 is not None else entry.crc32
+        if crc is not None and self._crc != crc:
             raise VerificationError(
-                f"{entry.path!r} unpacked to {self._written} bytes, the archive says {entry.size}"
+                f"{announced.path!r} has CRC32 {self._crc:08x}, the archive says {crc:08x}"
             )
-        if entry.crc32 is not None and self._crc != entry.crc32:
-            raise VerificationError(
-                f"{entry.path!r} has CRC32 {self._crc:08x}, the archive says {entry.crc32:08x}"
-            )
+
+    def finish(self) -> None:
+        """Raise unless every announced entry was written."""
+        self._announced.finish()
 
     def close(self) -> None:
         if self._fd is not None:
@@ -127,13 +113,12 @@ class TreeWriter:
             self._fd = None
 
 
-def _contents(path: Path) -> list[Path]:
-    """A folder's children, not counting a transaction's ownership marker."""
-    return [c for c in path.iterdir() if c.name != OWNED_MARKER]
+def _contents(path: Path, keep: Collection[str]) -> list[Path]:
+    return [c for c in path.iterdir() if c.name not in keep]
 
 
-def _empty_dir(path: Path) -> None:
-    for child in _contents(path):
+def _empty_dir(path: Path, keep: Collection[str]) -> None:
+    for child in _contents(path, keep):
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -145,27 +130,35 @@ def unpack_via_stream(
     archives: Sequence[Path],
     dest: Path,
     sink_wrapper: SinkWrapper | None = None,
+    *,
+    listing: Listing | None = None,
+    keep: Collection[str] = (),
 ) -> None:
     """Unpack by streaming into a :class:`TreeWriter`; undo everything on failure.
 
-    ``dest`` must be missing or an empty folder (an install's staging folder
-    may hold its ownership marker), so undoing is exact: the folder is removed
-    if this call created it, emptied otherwise.
+    ``listing`` is the archives' listing as the caller checked it; without
+    one, the provider's listing is taken and checked here, before a byte is
+    streamed. ``dest`` must be missing or an empty folder but for the names
+    in ``keep`` (an install's staging folder holds its ownership marker), so
+    undoing is exact: the folder is removed if this call created it, emptied
+    otherwise.
     """
     created = not dest.exists()
-    if not created and (not dest.is_dir() or _contents(dest)):
+    if not created and (not dest.is_dir() or _contents(dest, keep)):
         raise UnsafeEntryError(f"unpack target {dest} must be a missing or empty folder")
-    check_entries(provider.entries(archives))
+    if listing is None:
+        listing = check_entries(provider.entries(archives))
     dest.mkdir(parents=True, exist_ok=True)
-    writer = TreeWriter(dest)
+    writer = TreeWriter(dest, listing)
     sink: EntrySink = sink_wrapper(writer) if sink_wrapper else writer
     try:
         provider.stream(archives, sink)
+        writer.finish()
     except BaseException:
         writer.close()
         if created:
             shutil.rmtree(dest, ignore_errors=True)
         else:
-            _empty_dir(dest)
+            _empty_dir(dest, keep)
         raise
     writer.close()

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanspread_core.archive.cancel import CancelToken, WatchedSink
-from lanspread_core.archive.treewriter import check_entries
+from lanspread_core.archive.listing import check_entries
+from lanspread_core.archive.treewriter import unpack_via_stream
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.install import intent
 from lanspread_core.install.unpacklog import UnpackLog
@@ -182,11 +183,12 @@ class Transactions:
         if not archives:
             raise TransactionError(f"{game_id} has no archives (*.eti) to install from")
         choice = choose(self.registry, self.provider, archives)
-        entries = choice.provider.entries(archives)
-        check_entries(entries)
-        total = sum(e.size for e in entries)
+        # checked once, here, before staging exists; the tree writer holds the
+        # provider's stream to this listing
+        listing = check_entries(choice.provider.entries(archives))
+        total = listing.total
         check_free_space(root, total, f"install {game_id}")
-        outcome = Outcome(game_id, op, choice.name, len(entries), total)
+        outcome = Outcome(game_id, op, choice.name, len(listing.entries), total)
 
         intent.record(self.state, game_id, op, "staging")
         fault_point(f"{op}.intent_written")
@@ -213,12 +215,16 @@ class Transactions:
         with UnpackLog(self.state.unpack_logs, game_id, op) as ulog:
             ulog.line(f"{op} {game_id} with provider {choice.name} ({choice.probe.format})")
             ulog.line("archives: " + ", ".join(a.name for a in archives))
-            ulog.line(f"{len(entries)} entries, {total} bytes")
+            ulog.line(f"{len(listing.entries)} entries, {total} bytes")
             try:
-                choice.provider.unpack(
+                # the core's unpack, never a provider's own: only the tree writer writes
+                unpack_via_stream(
+                    choice.provider,
                     archives,
                     staging,
                     lambda sink: WatchedSink(sink, token, on_bytes, on_file_end),
+                    listing=listing,
+                    keep=(OWNED_MARKER,),
                 )
             except BaseException:
                 _rmtree(staging)

@@ -1,11 +1,13 @@
 """The receiving side of a stream-install: frames from a socket into a staging tree.
 
-Every entry is checked before a byte is written (no absolute paths, ``..``,
-links or devices), headers must arrive in the announced order, and every file
-is verified: its size, and its CRC32 — against the archive's header CRC when
-the archive has one, and always against the CRC the sender computed. A file
-of zero bytes may come without a header CRC; a non-empty one is never
-accepted without a matching CRC.
+The receiver trusts nothing the sender says. The entry list is checked before
+a byte is written (no absolute paths, ``..``, links or devices), and the
+frames are held to it (:class:`~lanspread_core.archive.listing.Announced`):
+headers in the announced order, no file longer than announced. Every file is
+verified: its size, and its CRC32 — against the archive's header CRC when the
+archive has one, and always against the CRC the sender computed. A file of
+zero bytes may come without a header CRC; a non-empty one is never accepted
+without a matching CRC.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from lanspread_core.archive.listing import Announced, check_entries
 from lanspread_core.archive.protocol import Entry, EntryKind
-from lanspread_core.archive.treewriter import TreeWriter, check_entries
+from lanspread_core.archive.treewriter import TreeWriter
 from lanspread_core.dataplane.client import DataConnection
 from lanspread_core.errors import Cancelled
 from lanspread_core.transfer.handoff import Handoff
@@ -61,19 +64,18 @@ def receive_stream(
     kind, payload = reader.next()
     if kind != ENTRIES:
         raise StreamError("the stream did not start with its entry list")
-    listing = reader.json(payload)
+    listing_json = reader.json(payload)
     try:
-        entries = [Entry.from_json(e) for e in listing["entries"]]
+        entries = [Entry.from_json(e) for e in listing_json["entries"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise StreamError(f"the entry list is malformed: {exc}") from None
-    check_entries(entries)
-    got = Received(total=sum(e.size for e in entries if e.kind is EntryKind.FILE))
-    got.format = str(listing.get("format", ""))
+    listing = check_entries(entries)
+    got = Received(total=listing.total)
+    got.format = str(listing_json.get("format", ""))
     on_total(got.total)
-    writer = TreeWriter(dest)
-    pending = iter(entries)
+    writer = TreeWriter(dest, listing)
+    announced = Announced(listing)
     current: Entry | None = None
-    written = 0
     # the disk writes (and CRCs) run in a second thread while this one receives
     disk = Handoff("lanspread-stream-writer")
     try:
@@ -82,27 +84,16 @@ def receive_stream(
                 raise Cancelled("the stream-install was cancelled")
             kind, payload = reader.next()
             if kind == HEADER:
-                if current is not None and current.kind is EntryKind.FILE:
-                    raise StreamError(f"{current.path!r} has no end frame")
-                header = Entry.from_json(reader.json(payload))
-                expected = next(pending, None)
-                if expected is None or (header.path, header.kind, header.size) != (
-                    expected.path,
-                    expected.kind,
-                    expected.size,
-                ):
-                    raise StreamError(f"entry {header.path!r} was not announced in this order")
-                current, written = expected, 0
+                current = announced.begin(Entry.from_json(reader.json(payload)))
+                if current is None:  # an archive's own top folder: nothing to write
+                    continue
                 disk.submit(writer.begin, current)
                 if current.kind is EntryKind.DIR:
+                    announced.end(current)
                     disk.submit(writer.end, current)
                     current = None
             elif kind == DATA:
-                if current is None or current.kind is not EntryKind.FILE:
-                    raise StreamError("file data arrived outside a file")
-                written += len(payload)
-                if written > current.size:
-                    raise StreamError(f"{current.path!r} is longer than its {current.size} bytes")
+                announced.data(len(payload))
                 disk.submit(writer.write, bytes(payload))
                 got.bytes += len(payload)
                 on_bytes(len(payload))
@@ -112,14 +103,14 @@ def receive_stream(
                 sent = int(str(reader.json(payload).get("crc32", "")), 16)
                 if current.crc32 is not None and current.crc32 != sent:
                     raise StreamError(f"{current.path!r}: the sender's CRC32 is not the archive's")
+                announced.end(current)
                 disk.submit(writer.end, dataclasses.replace(current, crc32=sent))
                 got.files += 1
                 current = None
             elif kind == ERROR:
                 raise StreamError(f"the sending peer failed: {reader.json(payload).get('error')}")
             elif kind == END:
-                if current is not None or next(pending, None) is not None:
-                    raise StreamError("the stream ended before every entry arrived")
+                announced.finish()
                 disk.close()
                 return got
             else:

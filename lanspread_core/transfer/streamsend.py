@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from lanspread_core.archive.listing import check_entries, stream_listed
 from lanspread_core.archive.protocol import Entry, EntryKind, ProbeResult
 from lanspread_core.archive.provider import ArchiveProvider
 from lanspread_core.errors import ArchiveError, Cancelled, LanspreadError
@@ -129,24 +130,25 @@ def send_stream(conn: socket.socket, root: Path, choose: Choose) -> int:
     """Stream every file of ``root``'s archives to ``conn``; return the bytes sent.
 
     A refusal (no provider can read the archives, an unsafe archive) goes out
-    as the status frame; a failure half-way as an ``X`` frame.
+    as the status frame; a failure half-way as an ``X`` frame. The entries are
+    checked before the status, and the provider's pass is held to them, so
+    nothing unannounced or unchecked ever goes on the wire.
     """
     archives = root_archives(root)
     # a deep send buffer lets the provider read ahead while the receiver writes
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     try:
         provider, probe = choose(archives)
-        entries = provider.entries(archives)
+        listing = check_entries(provider.entries(archives))
     except LanspreadError as exc:
         conn.sendall(encode_status(str(exc)))
         return 0
     conn.sendall(encode_status())
     sink = SocketSink(conn)
-    sink._send(
-        json_frame(ENTRIES, {"format": probe.format, "entries": [e.to_json() for e in entries]})
-    )
+    entries = [e.to_json() for e in listing.entries]
+    sink._send(json_frame(ENTRIES, {"format": probe.format, "entries": entries}))
     try:
-        provider.stream(archives, sink)
+        stream_listed(provider, archives, sink, listing)
         sink._send(json_frame(END, {"files": sink.files, "bytes": sink.bytes}))
         sink.finish()
     except Cancelled:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from lanspread_core.archive.protocol import Entry, EntryKind, EntrySink, ProbeResult
 from lanspread_core.archive.provider import ArchiveProvider
-from lanspread_core.archive.treewriter import check_entries
 from lanspread_fixture.fixtureformat import CHUNK, is_fixture_archive, iter_archive, read_entries
 
 FORMAT = "lanspread-fixture"
@@ -49,12 +48,13 @@ class FixtureProvider(ArchiveProvider):
     def stream(self, archives: Sequence[Path], sink: EntrySink) -> None:
         """Feed all entries to ``sink`` in one pass, data in chunks of at most 1 MiB.
 
-        All headers are checked first (structure, truncation, unsafe names and
-        kinds), so a bad archive fails before the sink sees a single byte. A
-        CRC mismatch, which only the data can reveal, raises
+        Every archive's headers are read first (structure, truncation), so a
+        damaged set fails before the sink sees a single byte; whether a name
+        or a kind is safe to write is the core's business. A CRC mismatch,
+        which only the data can reveal, raises
         :class:`~lanspread_core.errors.ArchiveError` before ``sink.end``.
         """
-        check_entries(self.entries(archives))
+        self.entries(archives)
         for path in archives:
             for entry, data in iter_archive(path, CHUNK):
                 sink.begin(entry)

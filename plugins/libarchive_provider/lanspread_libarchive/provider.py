@@ -19,7 +19,6 @@ from libarchive.entry import ArchiveEntry
 
 from lanspread_core.archive.protocol import Entry, EntryKind, EntrySink, ProbeResult
 from lanspread_core.archive.provider import ArchiveProvider
-from lanspread_core.archive.treewriter import check_entries
 from lanspread_core.errors import ArchiveError
 from lanspread_libarchive.reader import open_reader
 from lanspread_libarchive.sets import ArchiveSet, plan
@@ -128,7 +127,6 @@ class LibarchiveProvider(ArchiveProvider):
 
     def stream(self, archives: Sequence[Path], sink: EntrySink) -> None:
         loaded = self._load(archives)
-        check_entries(self.entries(archives))
         for archive_set, expected in loaded:
             self._stream_set(archive_set, expected, sink)
 

@@ -44,7 +44,7 @@ What was measured with unrar2-cffi 0.5.0 (unrar 7.x) and rarfile 4.5:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,7 +52,6 @@ import rarfile
 
 from lanspread_core.archive.protocol import Entry, EntryKind, EntrySink, ProbeResult
 from lanspread_core.archive.provider import ArchiveProvider
-from lanspread_core.archive.treewriter import check_entries
 from lanspread_core.errors import ArchiveError
 from lanspread_unrar import _unrar
 from lanspread_unrar._unrar import Archive, Header, UnrarError
@@ -274,7 +273,6 @@ class UnrarProvider(ArchiveProvider):
 
     def stream(self, archives: Sequence[Path], sink: EntrySink) -> None:
         listed = [(s, self._list(s)) for s in self.sets(archives)]
-        check_entries(_all(listed))
         for s, entries in listed:
             self._stream_set(s, entries, sink)
 
@@ -323,7 +321,3 @@ class UnrarProvider(ArchiveProvider):
                 f"{s.first.name} ended before {missing.path!r}; it is probably truncated"
             )
 
-
-def _all(listed: Iterable[tuple[ArchiveSet, list[Entry]]]) -> Iterable[Entry]:
-    for _, entries in listed:
-        yield from entries
