@@ -16,6 +16,7 @@ import pytest
 
 from support.cli import LANSPREAD, run_cli
 from support.data import RAR_FIXTURES, ROOT, expected_rar
+from support.gamesets import GameSets
 from support.needs import unmet
 from support.trees import tree
 
@@ -35,6 +36,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def rar_fixtures() -> Path:
     return RAR_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def game_sets(tmp_path_factory: pytest.TempPathFactory) -> GameSets:
+    """``game_sets.create(dest, "alpha", size=...)``: create_set, each set built once."""
+    return GameSets(tmp_path_factory.mktemp("gamesets"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lanspread_fixture.gamesets import create_set
+from support.gamesets import GameSets
 from support.peerproc import LOOPBACK, PeerProc, sources_of
 from support.trees import digest_tree
 
@@ -17,10 +18,10 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def sets(tmp_path: Path) -> Path:
+def sets(tmp_path: Path, game_sets: GameSets) -> Path:
     catalog = tmp_path / "catalog.json"
-    create_set(tmp_path / "a" / "games", "alpha", catalog=catalog, size=48 * MiB)
-    create_set(tmp_path / "b" / "games", "bravo", catalog=catalog, size=48 * MiB)
+    game_sets.create(tmp_path / "a" / "games", "alpha", catalog=catalog, size=48 * MiB)
+    game_sets.create(tmp_path / "b" / "games", "bravo", catalog=catalog, size=48 * MiB)
     return catalog
 
 

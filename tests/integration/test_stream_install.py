@@ -15,6 +15,7 @@ from lanspread_core.plugin.registry import load_registry
 from lanspread_core.plugin.selection import build_provider
 from lanspread_fixture.gamesets import create_set
 from support.data import RAR_FIXTURES, expected_rar
+from support.gamesets import GameSets
 from support.peerproc import LOOPBACK, PeerProc, sources_of
 from support.trees import tree
 
@@ -121,10 +122,12 @@ def test_local_only_is_not_served_to_others(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("switch", ["stream.corrupt_once", "stream.truncate_once"])
-def test_a_bad_stream_leaves_nothing_and_a_second_peer_completes(tmp_path: Path, switch: str):
+def test_a_bad_stream_leaves_nothing_and_a_second_peer_completes(
+    tmp_path: Path, game_sets: GameSets, switch: str
+):
     catalog = tmp_path / "catalog.json"
-    create_set(tmp_path / "a" / "games", "alpha", catalog=catalog, size=4 << 20)
-    create_set(tmp_path / "b" / "games", "alpha", catalog=catalog, size=4 << 20)
+    game_sets.create(tmp_path / "a" / "games", "alpha", catalog=catalog, size=4 << 20)
+    game_sets.create(tmp_path / "b" / "games", "alpha", catalog=catalog, size=4 << 20)
     with ExitStack() as stack:
         a = stack.enter_context(
             PeerProc(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,19 +65,38 @@ def test_every_fault_point_is_covered() -> None:
     assert len(CASES) == sum(len(p) for p in POINTS.values()) == 24
 
 
+@pytest.fixture(scope="module")
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, template: Path
+) -> Callable[[str], tuple[dict[str, str], dict[str, str]]]:
+    """Per operation, the games before it and after it ran to the end: computed once each."""
+    trees: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+
+    def old_and_new(op: str) -> tuple[dict[str, str], dict[str, str]]:
+        if op not in trees:
+            base = tmp_path_factory.mktemp(f"reference-{op}")
+            games, state = _setup(base, template, PRE_INSTALLED[op])
+            old = tree(games)
+            done = _run(op, games, state, None)
+            assert done.returncode == 0, done.stderr
+            trees[op] = old, tree(games)
+        return trees[op]
+
+    return old_and_new
+
+
 @pytest.mark.parametrize(("op", "point"), CASES)
 def test_kill_at_every_step_leaves_old_or_new_state(
-    tmp_path: Path, template: Path, op: str, point: str
+    tmp_path: Path,
+    template: Path,
+    reference: Callable[[str], tuple[dict[str, str], dict[str, str]]],
+    op: str,
+    point: str,
 ) -> None:
-    installed = PRE_INSTALLED[op]
-    # the new state: the same operation run to the end on a copy
-    new_games, new_state = _setup(tmp_path / "new", template, installed)
-    done = _run(op, new_games, new_state, None)
-    assert done.returncode == 0, done.stderr
-    new = tree(new_games)
-
-    games, state = _setup(tmp_path / "crash", template, installed)
-    old = tree(games)
+    # the old and the new state: the same operation, run to the end on a copy
+    old, new = reference(op)
+    games, state = _setup(tmp_path / "crash", template, PRE_INSTALLED[op])
+    assert tree(games) == old  # the reference started where this run starts
     assert old != new
     crashed = _run(op, games, state, point)
     assert crashed.returncode == -9, f"fault {point} never fired: {crashed.stderr}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lanspread_fixture.gamesets import create_set
+from support.gamesets import GameSets
 from support.labpeers import lab_peers
 from support.peerproc import sources_of
 from support.trees import digest_tree
@@ -16,16 +16,18 @@ pytestmark = pytest.mark.needs("netns")
 MiB = 1024 * 1024
 
 
-def _lab_sets(tmp_path: Path, *names: str) -> Path:
+def _lab_sets(tmp_path: Path, game_sets: GameSets, *names: str) -> Path:
     catalog = tmp_path / "catalog.json"
     for i, name in enumerate(names):
         if name:
-            create_set(tmp_path / f"h{i}" / "games", name, catalog=catalog, size=24 * MiB)
+            game_sets.create(tmp_path / f"h{i}" / "games", name, catalog=catalog, size=24 * MiB)
     return catalog
 
 
-def test_a_source_killed_mid_download_leaves_the_rest_to_the_other(tmp_path: Path) -> None:
-    catalog = _lab_sets(tmp_path, "alpha", "bravo", "")
+def test_a_source_killed_mid_download_leaves_the_rest_to_the_other(
+    tmp_path: Path, game_sets: GameSets
+) -> None:
+    catalog = _lab_sets(tmp_path, game_sets, "alpha", "bravo", "")
     with lab_peers(tmp_path, catalog, "100mbit", 3) as (a, b, c):
         sources_of(c, "borealis", 2)
         since = c.mark()
@@ -41,8 +43,10 @@ def test_a_source_killed_mid_download_leaves_the_rest_to_the_other(tmp_path: Pat
         assert digest_tree(c.games_dir / "borealis") == digest_tree(b.games_dir / "borealis")
 
 
-def test_the_only_source_killed_ends_with_all_peers_gone_and_no_sentinel(tmp_path: Path) -> None:
-    catalog = _lab_sets(tmp_path, "alpha", "")
+def test_the_only_source_killed_ends_with_all_peers_gone_and_no_sentinel(
+    tmp_path: Path, game_sets: GameSets
+) -> None:
+    catalog = _lab_sets(tmp_path, game_sets, "alpha", "")
     with lab_peers(tmp_path, catalog, "100mbit", 2) as (a, c):
         sources_of(c, "aurora", 1)
         since = c.mark()
@@ -54,8 +58,10 @@ def test_the_only_source_killed_ends_with_all_peers_gone_and_no_sentinel(tmp_pat
         assert not (c.games_dir / "aurora").exists()
 
 
-def test_an_update_on_the_serving_peer_cancels_its_transfer(tmp_path: Path) -> None:
-    catalog = _lab_sets(tmp_path, "alpha", "")
+def test_an_update_on_the_serving_peer_cancels_its_transfer(
+    tmp_path: Path, game_sets: GameSets
+) -> None:
+    catalog = _lab_sets(tmp_path, game_sets, "alpha", "")
     with lab_peers(tmp_path, catalog, "100mbit", 2) as (a, c):
         a.ok("install", game_id="aurora", wait=True)
         sources_of(c, "aurora", 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lanspread_fixture.gamesets import create_set
+from support.gamesets import GameSets
 from support.labpeers import lab_peers
 from support.peerproc import PeerProc, sources_of
 
@@ -28,10 +28,12 @@ def _sender(a: PeerProc, b: PeerProc, since_a: int, since_b: int) -> PeerProc:
     raise AssertionError("nobody started streaming")
 
 
-def test_a_sender_killed_mid_stream_hands_over_to_the_other(tmp_path: Path) -> None:
+def test_a_sender_killed_mid_stream_hands_over_to_the_other(
+    tmp_path: Path, game_sets: GameSets
+) -> None:
     catalog = tmp_path / "catalog.json"
     for i in range(2):
-        create_set(tmp_path / f"h{i}" / "games", "alpha", catalog=catalog, size=24 << 20)
+        game_sets.create(tmp_path / f"h{i}" / "games", "alpha", catalog=catalog, size=24 << 20)
     with lab_peers(tmp_path, catalog, "100mbit", 3) as (a, b, c):
         sources_of(c, "aurora", 2)
         since, since_a, since_b = c.mark(), a.mark(), b.mark()
@@ -52,9 +54,11 @@ def test_a_sender_killed_mid_stream_hands_over_to_the_other(tmp_path: Path) -> N
         assert sorted(p.name for p in root.iterdir()) == ["local"]
 
 
-def test_a_receiver_cancelling_mid_stream_leaves_nothing(tmp_path: Path) -> None:
+def test_a_receiver_cancelling_mid_stream_leaves_nothing(
+    tmp_path: Path, game_sets: GameSets
+) -> None:
     catalog = tmp_path / "catalog.json"
-    create_set(tmp_path / "h0" / "games", "alpha", catalog=catalog, size=24 << 20)
+    game_sets.create(tmp_path / "h0" / "games", "alpha", catalog=catalog, size=24 << 20)
     with lab_peers(tmp_path, catalog, "100mbit", 2) as (a, c):
         sources_of(c, "aurora", 1)
         since, since_a = c.mark(), a.mark()
