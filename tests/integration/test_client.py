@@ -22,7 +22,7 @@ from lanspread_core.ipc.client import NoRunningPeer, PeerCommandError, connect
 from lanspread_core.ipc.server import serve_control_socket
 from lanspread_core.library.statedir import StateDir
 from lanspread_fixture.gamesets import create_set
-from support.cli import LANSPREAD, run_cli
+from support.cli import LANSPREAD, invoke, run_cli
 
 ARGS = ["--discovery", "static", "--listen", "127.0.0.1:0"]
 
@@ -160,7 +160,7 @@ def test_a_failure_is_one_line(peer, args, says) -> None:
 
 def test_without_a_peer_the_commands_say_how_to_start_one(tmp_path: Path) -> None:
     for args in (("status",), ("games",), ("download", "aurora"), ("cancel", "aurora")):
-        proc = run_cli(*args, "--state-dir", tmp_path / "none")
+        proc = invoke(*args, "--state-dir", tmp_path / "none")
         assert proc.returncode == 1
         assert proc.stderr == (
             f"lanspread: no running peer for state dir {tmp_path / 'none'};"

@@ -1,8 +1,7 @@
-"""The peer's log file, its rotation, and 'lanspread logs' (also --unpack, --follow)."""
+"""A running peer's log file, read back by 'lanspread logs' and followed with --follow."""
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import re
@@ -11,11 +10,9 @@ import subprocess
 import threading
 from pathlib import Path
 
-from lanspread_core.frontends.logfile import BACKUPS, MAX_BYTES, close_log_file, open_log_file
-from lanspread_core.install.unpacklog import UnpackLog
 from lanspread_core.library.statedir import StateDir
 from lanspread_fixture.gamesets import create_set
-from support.cli import LANSPREAD, run_cli
+from support.cli import LANSPREAD, invoke
 from support.peerproc import PeerProc
 
 FAST = ["--ping-interval", "0.5", "--listen", "127.0.0.1:0", "--discovery", "static"]
@@ -46,68 +43,16 @@ def test_a_peer_logs_to_its_state_dir_and_logs_filters_by_level(tmp_path: Path) 
     # the JSONL stdout stayed clean and stderr shows warnings only
     assert "INFO" not in a.stderr() and "peer joined" not in a.stderr()
 
-    everything = run_cli("logs", "--state-dir", tmp_path / "a" / "state")
+    everything = invoke("logs", "--state-dir", tmp_path / "a" / "state")
     assert everything.returncode == 0
     assert everything.stdout == text
-    warnings = run_cli("logs", "--level", "warning", "--state-dir", tmp_path / "a" / "state")
+    warnings = invoke("logs", "--level", "warning", "--state-dir", tmp_path / "a" / "state")
     assert warnings.returncode == 0
     lines = warnings.stdout.splitlines()
     assert lines and all(" WARNING " in ln or " ERROR " in ln for ln in lines)
     assert any("Uninstall of aurora failed" in ln for ln in lines)
-    last = run_cli("logs", "-n", "1", "--state-dir", tmp_path / "a" / "state")
+    last = invoke("logs", "-n", "1", "--state-dir", tmp_path / "a" / "state")
     assert last.stdout == text.splitlines(keepends=True)[-1]
-
-
-def test_the_log_rotates_at_its_size_cap(tmp_path: Path) -> None:
-    assert (MAX_BYTES, BACKUPS) == (1 << 20, 5)
-    state = StateDir(tmp_path / "state")
-    root = logging.getLogger()
-    level = root.level
-    handler = open_log_file(state, max_bytes=4096, backups=3)
-    try:
-        log = logging.getLogger("lanspread_core.test")
-        for i in range(400):
-            log.info("record %04d %s", i, "x" * 40)
-    finally:
-        close_log_file(handler)
-        root.setLevel(level)
-    files = sorted(state.logs.iterdir())
-    assert [f.name for f in files] == [
-        "lanspread.log",
-        "lanspread.log.1",
-        "lanspread.log.2",
-        "lanspread.log.3",
-    ]
-    assert all(f.stat().st_size <= 4096 for f in files)
-    # 'lanspread logs' prints what is kept, oldest first, ending with the newest record
-    out = run_cli("logs", "--state-dir", state.path).stdout
-    numbers = [int(n) for n in re.findall(r"record (\d{4})", out)]
-    assert numbers == sorted(numbers) and numbers[-1] == 399 and numbers[0] > 0
-
-
-def test_logs_unpack_shows_clean_unpack_logs(tmp_path: Path) -> None:
-    state = StateDir(tmp_path / "state")
-    with UnpackLog(state.unpack_logs, "aurora", "install") as ulog:
-        ulog.line(
-            "\x1b[1mextracting\x1b[0m level01.map   10%\r"
-            "\x1b[1mextracting\x1b[0m level01.map   55%\r"
-            "\x1b[1mextracting\x1b[0m level01.map  100%"
-        )
-    # a file written raw (by an older version) is cleaned when shown
-    state.unpack_logs.mkdir(parents=True, exist_ok=True)
-    (state.unpack_logs / "20000101-000000-000001-dunes-install.log").write_text(
-        "\x1b]0;title\x07unrar 6.2\n\x1b[32mOK\x1b[0m  bin/dunes\b\b\b\b\bDUNES\n"
-    )
-    proc = run_cli("logs", "--unpack", "--state-dir", state.path)
-    assert proc.returncode == 0, proc.stderr
-    assert "\x1b" not in proc.stdout and "\r" not in proc.stdout and "\b" not in proc.stdout
-    assert "\nextracting level01.map  100%\n" in proc.stdout
-    assert "OK  bin/DUNES" in proc.stdout
-    assert re.search(r"^==> \d{8}-\d{6}-\d{6}-aurora-install\.log <==$", proc.stdout, re.M)
-    only = run_cli("logs", "--unpack", "--game", "dunes", "--state-dir", state.path).stdout
-    assert "dunes-install" in only and "aurora" not in only
-    none = run_cli("logs", "--unpack", "--game", "ember", "--state-dir", state.path)
-    assert none.returncode == 0 and none.stderr.startswith("lanspread: no unpack logs for ember")
 
 
 def test_logs_follow_prints_new_records_across_a_rotation(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.system.faults import ENV_FAULT, POINTS
 from lanspread_fixture.gamesets import create_set
-from support.cli import run_cli
+from support.cli import invoke, run_cli
 from support.trees import tree
 
 GAME = "aurora"
@@ -144,7 +144,7 @@ def test_recovery_removes_owned_leftover_staging(tmp_path: Path, template: Path)
 def test_remove_download_refuses_bad_ids(tmp_path: Path, template: Path, game: str, reason: str):
     games, state = _setup(tmp_path, template, installed=False)
     before = tree(games)
-    proc = run_cli("remove-download", game, "--games-dir", games, "--state-dir", state.path)
+    proc = invoke("remove-download", game, "--games-dir", games, "--state-dir", state.path)
     assert proc.returncode == 2 and reason in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert tree(games) == before

@@ -2,15 +2,15 @@
 
 The provider is tested in-process against the core's contract (probe,
 entries, one-pass stream, inherited unpack that undoes itself on failure);
-the commands are tested through the installed ``lanspread`` script, with only
-this plugin loaded so concurrently developed plugins cannot interfere.
+the commands are tested through the ``lanspread`` command line (in this
+process), with only this plugin loaded so concurrently developed plugins
+cannot interfere.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from lanspread_fixture.gamesets import (
 )
 from lanspread_fixture.provider import FixtureProvider
 from lanspread_fixture.rarwriter import RarWriter
-from support.cli import LANSPREAD
+from support.cli import CliResult, invoke
 
 MiB = 1 << 20
 
@@ -383,33 +383,25 @@ def test_recreate_replaces_stale_archives_and_sentinel(tmp_path: Path) -> None:
 # -- the command line ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lanspread() -> Path:
-    """The venv's ``lanspread`` script; ``make test`` installs every plugin."""
-    return LANSPREAD
-
-
-def run(lanspread: Path, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LANSPREAD_LOAD_PLUGINS": "fixture"}
-    env.pop("LANSPREAD_PROVIDER", None)
-    proc = subprocess.run([lanspread, *map(str, args)], capture_output=True, text=True, env=env)
+def run(*args: str | Path, check: bool = True) -> CliResult:
+    proc = invoke(*args, env={"LANSPREAD_LOAD_PLUGINS": "fixture"})
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
 
 
-def test_cli_list_json(lanspread: Path) -> None:
-    data = json.loads(run(lanspread, "fixtures", "list", "--json").stdout)
+def test_cli_list_json() -> None:
+    data = json.loads(run("fixtures", "list", "--json").stdout)
     sets = {s["name"]: s for s in data["sets"]}
     assert list(sets) == ["alpha", "bravo", "charlie"]
     ids = {name: [g["id"] for g in s["games"]] for name, s in sets.items()}
     assert ids == {k: list(v) for k, v in SETS.items()}
     borealis = next(g for g in sets["alpha"]["games"] if g["id"] == "borealis")
     assert borealis["name"] == "Borealis Drift" and borealis["version"] == "2.1.0"
-    assert "alpha" in run(lanspread, "fixtures", "list").stdout
+    assert "alpha" in run("fixtures", "list").stdout
 
 
-def test_cli_create_merges_catalog_and_is_deterministic(lanspread: Path, tmp_path: Path) -> None:
+def test_cli_create_merges_catalog_and_is_deterministic(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.json"
     catalog.write_text(
         json.dumps(
@@ -428,9 +420,8 @@ def test_cli_create_merges_catalog_and_is_deterministic(lanspread: Path, tmp_pat
             }
         )
     )
-    run(lanspread, "fixtures", "create", tmp_path / "p1", "--set", "alpha", "--catalog", catalog)
+    run("fixtures", "create", tmp_path / "p1", "--set", "alpha", "--catalog", catalog)
     run(
-        lanspread,
         "fixtures",
         "create",
         tmp_path / "p2",
@@ -441,7 +432,7 @@ def test_cli_create_merges_catalog_and_is_deterministic(lanspread: Path, tmp_pat
         "--size",
         "128K",
     )
-    run(lanspread, "fixtures", "create", tmp_path / "p3", "--set", "bravo", "--size", "131072")
+    run("fixtures", "create", tmp_path / "p3", "--set", "bravo", "--size", "131072")
     data = json.loads(catalog.read_text())
     assert data["note"] == "kept"
     games = {g["id"]: g for g in data["games"]}
@@ -463,9 +454,9 @@ def test_cli_create_merges_catalog_and_is_deterministic(lanspread: Path, tmp_pat
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_cli_shared_games(lanspread: Path, tmp_path: Path) -> None:
+def test_cli_shared_games(tmp_path: Path) -> None:
     for name in SETS:
-        run(lanspread, "fixtures", "create", tmp_path / name, "--set", name, "--size", "64K")
+        run("fixtures", "create", tmp_path / name, "--set", name, "--size", "64K")
     ids = {name: {p.name for p in (tmp_path / name).iterdir()} for name in SETS}
     assert ids["alpha"] & ids["bravo"] == {"borealis"}
     assert ids["bravo"] & ids["charlie"] == {"cascade"}
@@ -473,21 +464,19 @@ def test_cli_shared_games(lanspread: Path, tmp_path: Path) -> None:
     assert _files(tmp_path / "bravo" / "cascade") == _files(tmp_path / "charlie" / "cascade")
 
 
-def test_cli_bad_input_is_one_line(lanspread: Path, tmp_path: Path) -> None:
-    proc = run(lanspread, "fixtures", "create", tmp_path, "--set", "zulu", check=False)
+def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
+    proc = run("fixtures", "create", tmp_path, "--set", "zulu", check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "lanspread: unknown fixture set 'zulu'; choose one of alpha, bravo, charlie"
     ]
-    proc = run(
-        lanspread, "fixtures", "create", tmp_path, "--set", "alpha", "--size", "lots", check=False
-    )
+    proc = run("fixtures", "create", tmp_path, "--set", "alpha", "--size", "lots", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("lanspread: --size")
 
 
-def test_cli_inspect_fixture_game(lanspread: Path, tmp_path: Path) -> None:
-    run(lanspread, "fixtures", "create", tmp_path, "--set", "bravo", "--format", "fixture")
-    proc = run(lanspread, "inspect", tmp_path / "cascade", "--provider", "fixture", "--json")
+def test_cli_inspect_fixture_game(tmp_path: Path) -> None:
+    run("fixtures", "create", tmp_path, "--set", "bravo", "--format", "fixture")
+    proc = run("inspect", tmp_path / "cascade", "--provider", "fixture", "--json")
     data = json.loads(proc.stdout)
     assert data["provider"] == "fixture"
     assert data["probe"]["ok"] and data["probe"]["volumes"] == ["cascade.eti", "cascade_dlc1.eti"]
@@ -496,7 +485,7 @@ def test_cli_inspect_fixture_game(lanspread: Path, tmp_path: Path) -> None:
     assert data["entries"][-1]["path"] == "game/levels/dlc1/intro.vid"
     # A RAR game is declined by the fixture provider with its reason.
     rar_root = tmp_path / "rar"
-    run(lanspread, "fixtures", "create", rar_root, "--set", "alpha")
-    proc = run(lanspread, "inspect", rar_root / "aurora", "--provider", "fixture", check=False)
+    run("fixtures", "create", rar_root, "--set", "alpha")
+    proc = run("inspect", rar_root / "aurora", "--provider", "fixture", check=False)
     assert proc.returncode == 1
     assert "aurora.eti is not a fixture archive" in proc.stderr

@@ -13,7 +13,7 @@ from lanspread_core import ArchiveProvider, ProbeResult, ProviderRecord, hookimp
 from lanspread_core.errors import NoProviderCanHandle, PluginError, ProviderNotFound
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.plugin.selection import choose
-from support.cli import run_cli
+from support.cli import invoke, run_cli
 
 
 def _plugin(name: str, *records: ProviderRecord) -> types.SimpleNamespace:
@@ -107,6 +107,7 @@ def _broken_dist(tmp_path: Path) -> Path:
 
 
 def test_cli_survives_a_broken_entry_point(tmp_path: Path) -> None:
+    # a real process: PYTHONPATH counts only when an interpreter starts
     site = _broken_dist(tmp_path)
     proc = run_cli("plugins", "--json", env={"PYTHONPATH": str(site)})
     assert proc.returncode == 0, proc.stderr
@@ -120,7 +121,7 @@ def test_cli_survives_a_broken_entry_point(tmp_path: Path) -> None:
 def test_cli_unknown_provider_exits_2_with_one_line(tmp_path: Path) -> None:
     archive = tmp_path / "a.eti"
     archive.write_bytes(b"x")
-    proc = run_cli("inspect", archive, "--provider", "nope")
+    proc = invoke("inspect", archive, "--provider", "nope")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -130,7 +131,7 @@ def test_cli_unknown_provider_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_provider_env_var_selects(tmp_path: Path) -> None:
     archive = tmp_path / "a.eti"
     archive.write_bytes(b"x")
-    proc = run_cli("inspect", archive, env={"LANSPREAD_PROVIDER": "nope"})
+    proc = invoke("inspect", archive, env={"LANSPREAD_PROVIDER": "nope"})
     assert proc.returncode == 2 and "'nope' is not installed" in proc.stderr
 
 
@@ -148,7 +149,7 @@ def _tar_game(root: Path) -> Path:
 
 def test_plugin_guide_example_is_selected_with_provider(tmp_path: Path) -> None:
     root = _tar_game(tmp_path / "quake")
-    proc = run_cli("inspect", root, "--provider", "tarball", "--json")
+    proc = invoke("inspect", root, "--provider", "tarball", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["provider"] == "tarball" and data["probe"]["ok"]

@@ -10,7 +10,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import zipfile
@@ -23,12 +22,12 @@ from lanspread_core import ArchiveError, Cancelled, Entry, EntryKind, UnsafeEntr
 from lanspread_core.archive.listing import stream_listed
 from lanspread_libarchive.plugin import lanspread_providers
 from lanspread_libarchive.provider import LibarchiveProvider
+from support.cli import CliResult, invoke
 from support.data import RAR_FIXTURES, ROOT
 
 RAR = RAR_FIXTURES
 EXPECTED: dict = json.loads((RAR / "EXPECTED.json").read_text())
 PLUGIN_DIR = ROOT / "plugins" / "libarchive_provider"
-LANSPREAD = Path(sys.executable).with_name("lanspread")
 
 
 @pytest.fixture
@@ -431,15 +430,11 @@ def cli_env() -> dict[str, str]:
     """The installed plugin (``pip install -e plugins/libarchive_provider``), loaded alone."""
     names = {ep.name for ep in importlib.metadata.entry_points(group="lanspread")}
     assert "libarchive" in names, f"run: {sys.executable} -m pip install -e {PLUGIN_DIR}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LANSPREAD_")}
-    env["LANSPREAD_LOAD_PLUGINS"] = "libarchive"
-    return env
+    return {"LANSPREAD_LOAD_PLUGINS": "libarchive"}
 
 
-def run_cli(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LANSPREAD), *map(str, args)], capture_output=True, text=True, env=env, timeout=120
-    )
+def run_cli(env: dict[str, str], *args: str | Path) -> CliResult:
+    return invoke(*args, env=env)
 
 
 def test_cli_inspect_json(cli_env):

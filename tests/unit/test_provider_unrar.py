@@ -24,7 +24,7 @@ from lanspread_core import Cancelled, Entry, EntryKind
 from lanspread_core.archive.listing import stream_listed
 from lanspread_core.errors import ArchiveError, UnsafeEntryError
 from lanspread_unrar.provider import ENCRYPTED, ArchiveSet, UnrarProvider
-from support.cli import run_cli
+from support.cli import invoke
 from support.data import RAR_FIXTURES
 from support.rarcraft import PASSWORD, RAR5_SIG, rar3, rar5
 
@@ -541,7 +541,7 @@ def test_cancel_during_unpack_removes_output(provider: UnrarProvider, tmp_path: 
 
 
 def test_cli_plugins_lists_unrar() -> None:
-    proc = run_cli("plugins", "--json")
+    proc = invoke("plugins", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     info = data["providers"]["unrar"]
@@ -553,7 +553,7 @@ def test_cli_plugins_lists_unrar() -> None:
 
 
 def test_cli_inspect_archive_and_game_root(tmp_path: Path) -> None:
-    proc = run_cli("inspect", str(FIXTURES / "rar3-subdirs.rar"), "--provider", "unrar", "--json")
+    proc = invoke("inspect", str(FIXTURES / "rar3-subdirs.rar"), "--provider", "unrar", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["provider"] == "unrar"
@@ -563,7 +563,7 @@ def test_cli_inspect_archive_and_game_root(tmp_path: Path) -> None:
     ]
     root = tmp_path / "game"
     copy_set("rar5-vols", root)
-    proc = run_cli("inspect", str(root), "--provider", "unrar", "--json")
+    proc = invoke("inspect", str(root), "--provider", "unrar", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["probe"]["multi_volume"] is True
@@ -574,7 +574,7 @@ def test_cli_inspect_archive_and_game_root(tmp_path: Path) -> None:
 def test_cli_inspect_refusal_is_one_line(tmp_path: Path) -> None:
     bogus = tmp_path / "x.eti"
     bogus.write_bytes(b"not rar")
-    proc = run_cli("inspect", str(bogus), "--provider", "unrar", "--json")
+    proc = invoke("inspect", str(bogus), "--provider", "unrar", "--json")
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert proc.stderr.strip() == (

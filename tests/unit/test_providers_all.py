@@ -20,7 +20,7 @@ from lanspread_core.archive.treewriter import TreeWriter
 from lanspread_core.errors import ArchiveError, UnsafeEntryError
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.plugin.selection import build_provider, choose
-from support.cli import run_cli
+from support.cli import invoke
 from support.data import RAR_FIXTURES, expected_rar
 from support.rarcraft import PASSWORD, rar5
 from support.trees import tree
@@ -138,7 +138,7 @@ def test_bad_archives_give_one_line_and_no_output(provider: str, case: str, tmp_
     games = tmp_path / "games"
     _game(games, "g", BAD[case])
     before = tree(games)
-    proc = run_cli(
+    proc = invoke(
         "install", "g", "--games-dir", games, "--state-dir", tmp_path / "st", "--provider", provider
     )
     assert proc.returncode == 1, proc.stdout
@@ -150,7 +150,7 @@ def test_bad_archives_give_one_line_and_no_output(provider: str, case: str, tmp_
 def test_password_reason_is_named(tmp_path: Path) -> None:
     games = tmp_path / "games"
     _game(games, "g", BAD["password"])
-    proc = run_cli("install", "g", "--games-dir", games, "--state-dir", tmp_path / "st")
+    proc = invoke("install", "g", "--games-dir", games, "--state-dir", tmp_path / "st")
     assert "password-protected" in proc.stderr
 
 
@@ -178,7 +178,7 @@ def test_install_of_a_rar_fixture_game_through_the_cli(tmp_path: Path) -> None:
         shutil.copy(RAR_FIXTURES / vol, root / vol.replace(".rar", ".eti"))
     (root / "version.ini").write_text("1\n")
     for provider in ("unrar", "libarchive"):
-        proc = run_cli(
+        proc = invoke(
             "install",
             "vols",
             "--games-dir",
@@ -191,7 +191,7 @@ def test_install_of_a_rar_fixture_game_through_the_cli(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         _check_unpacked("rar5-vols.part1.rar", root / "local")
         assert (
-            run_cli(
+            invoke(
                 "uninstall", "vols", "--games-dir", games, "--state-dir", tmp_path / "st"
             ).returncode
             == 0
