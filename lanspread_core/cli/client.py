@@ -257,7 +257,7 @@ def status(state_dir: Path | None, as_json: bool) -> None:
 
 
 def _services(services: dict[str, dict[str, Any]]) -> str:
-    from lanspread_core.frontends.present import plural
+    from lanspread_core.frontends.vocabulary import plural
 
     words = []
     for name, s in sorted(services.items()):
@@ -276,7 +276,7 @@ def _services(services: dict[str, dict[str, Any]]) -> str:
 def games(state_dir: Path | None, as_json: bool) -> None:
     """List the games here and on the other peers, with each one's state.
 
-    States: Ready (downloaded and shared), Downloading, Installed — not
+    States: Ready (downloaded and shared), Downloading, Installed, not
     shareable (stream-installed), Busy (an operation runs), Outdated (not the
     catalog version), Not in catalog, Available from N peers (not here yet).
 
@@ -284,7 +284,7 @@ def games(state_dir: Path | None, as_json: bool) -> None:
     Example:
       lanspread games --json
     """
-    from lanspread_core.frontends.present import availability, size
+    from lanspread_core.frontends.vocabulary import availability, size
     from lanspread_core.ipc.client import connect
 
     async def main() -> Any:

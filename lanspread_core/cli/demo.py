@@ -115,12 +115,13 @@ class DemoPeer:
 def _library(console: Console, peer: DemoPeer) -> None:
     from rich.table import Table
 
+    from lanspread_core.frontends.vocabulary import AVAILABILITY
+
     table = Table(title=f"{peer.name}'s library", title_justify="left")
     for column in ("game", "here", "served by"):
         table.add_column(column)
-    words = {"ready": "Ready", "local_only": "Installed, not shareable", "remote": "-"}
     for game in peer.call("list-games")["games"]:
-        here = words.get(game["availability"], game["availability"])
+        here = AVAILABILITY.get(game["availability"], "-")
         if game["installed"] and game["availability"] == "ready":
             here = "Ready, installed"
         table.add_row(game["id"], here, f"{len(game['peers'])} peer(s)")

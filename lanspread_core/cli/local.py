@@ -19,6 +19,7 @@ from lanspread_core.cli.common import (
     registry_of,
 )
 from lanspread_core.errors import UsageError
+from lanspread_core.frontends.vocabulary import AVAILABILITY
 from lanspread_core.library.catalog import Catalog, load_catalog
 from lanspread_core.library.statedir import StateDir, default_games_dir, locked
 
@@ -106,7 +107,7 @@ def scan(
             f"{'installed':<9}  availability"
         )
     for g in games:
-        state = f"error: {g.error}" if g.error else str(g.availability)
+        state = f"error: {g.error}" if g.error else AVAILABILITY.get(g.availability, g.availability)
         click.echo(
             f"{g.id:<20} {g.local_version or '-':<10} {g.size:>12,}  "
             f"{'yes' if g.downloaded else 'no':<10} {'yes' if g.installed else 'no':<9}  {state}"

@@ -49,15 +49,8 @@ from lanspread_core.events import (
     PeerLibrary,
     RuntimeFailed,
 )
-from lanspread_core.frontends.present import (
-    OperationBars,
-    availability,
-    failure,
-    make_progress,
-    plural,
-    progress_line,
-    size,
-)
+from lanspread_core.frontends.present import OperationBars, make_progress, progress_line
+from lanspread_core.frontends.vocabulary import availability, failure, plural, size
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.runtime.peer import PeerRuntimeHandle
 

@@ -1,14 +1,14 @@
-"""How lanspread words things for people: states, sizes, failures, progress bars.
+"""How lanspread shows things for people on a terminal: progress bars and lines.
 
-The console front-end and the client commands show the same games and the
-same operations, so the words and the progress columns live here once.
+The words themselves (states, sizes, failures) live in
+:mod:`lanspread_core.frontends.vocabulary`, shared with every front-end; this
+module adds what needs rich, and re-exports the words for its callers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -20,93 +20,35 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from lanspread_core.events import (
-    OpAllPeersGone,
-    OpCancelled,
-    OpFailed,
-    OpKind,
-    OpProgress,
-    RuntimeFailed,
+from lanspread_core.events import OpProgress
+from lanspread_core.frontends.vocabulary import (
+    AVAILABILITY,
+    DOING,
+    availability,
+    duration,
+    failure,
+    holders,
+    op_name,
+    plural,
+    sentence,
+    size,
 )
 
-#: ``availability`` values of ``list-games`` in words (docs/protocol.md).
-AVAILABILITY = {
-    "ready": "Ready",
-    "downloading": "Downloading",
-    "local_only": "Installed — not shareable",
-    "busy": "Busy",
-    "outdated": "Outdated",
-    "unlisted": "Not in catalog",
-    "absent": "Not downloaded",
-}
-
-#: A running operation's kind as a participle ("Busy — installing").
-DOING = {
-    OpKind.INSTALL: "installing",
-    OpKind.UPDATE: "updating",
-    OpKind.UNINSTALL: "uninstalling",
-    OpKind.REMOVE_DOWNLOAD: "removing the download",
-    OpKind.DOWNLOAD: "downloading",
-    OpKind.STREAM_INSTALL: "stream-installing",
-}
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def size(n: int | None) -> str:
-    return "-" if n is None else decimal(n)
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "-:--:--"
-    s = int(seconds + 0.5)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def holders(entry: dict[str, Any]) -> int:
-    peers = entry.get("peers") or []
-    return len(peers) if isinstance(peers, list) else int(peers)
-
-
-def availability(entry: dict[str, Any]) -> str:
-    """One ``list-games`` entry's state in words, as a person should read it."""
-    active = entry.get("active")
-    if active:
-        return "Downloading" if active == "download" else f"Busy — {DOING.get(active, active)}"
-    state = entry.get("availability")
-    n = holders(entry)
-    if state == "remote":
-        return f"Available from {plural(n, 'peer')}"
-    words = AVAILABILITY.get(str(state), str(state))
-    if state in ("absent", "outdated") and n:
-        words += f" — available from {plural(n, 'peer')}"
-    return words
-
-
-def op_name(kind: str) -> str:
-    """``remove-download`` -> ``Remove download``."""
-    return kind.replace("-", " ").capitalize()
-
-
-def sentence(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def failure(event: OpFailed | RuntimeFailed) -> str:
-    """An operation's failure (``failed``, ``cancelled``, ``all-peers-gone``) or
-    the peer's own (``runtime-failed``) as one sentence."""
-    if isinstance(event, RuntimeFailed):
-        return sentence(f"The peer stopped: {event.error or 'a required service died'}")
-    op, game, error = op_name(event.kind), event.game_id or "?", event.error
-    if isinstance(event, OpCancelled):
-        return sentence(f"{op} of {game} was cancelled")
-    if isinstance(event, OpAllPeersGone):
-        error = error or "every peer that had it left"
-    return sentence(f"{op} of {game} failed: {error or 'no reason given'}")
+__all__ = [
+    "AVAILABILITY",
+    "DOING",
+    "OperationBars",
+    "availability",
+    "duration",
+    "failure",
+    "holders",
+    "make_progress",
+    "op_name",
+    "plural",
+    "progress_line",
+    "sentence",
+    "size",
+]
 
 
 def progress_peers(event: OpProgress) -> int:
@@ -123,7 +65,7 @@ class RateColumn(ProgressColumn):
             rate = task.speed
         if rate is None:
             return Text("?/s", style="progress.data.speed")
-        return Text(f"{decimal(int(rate))}/s", style="progress.data.speed")
+        return Text(f"{size(int(rate))}/s", style="progress.data.speed")
 
 
 class EtaColumn(ProgressColumn):
