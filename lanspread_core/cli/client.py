@@ -140,11 +140,17 @@ def report(op: str, game: str, result: dict[str, Any], as_json: bool) -> None:
 
 
 def via_running_peer(
-    op: str, game: str, state_dir: Path | None, games_dir: Path | None, as_json: bool
+    op: str,
+    game: str,
+    state_dir: Path | None,
+    games_dir: Path | None,
+    as_json: bool,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> bool:
     """Run a local command's operation on the running peer, if there is one.
 
     False when no peer runs on ``state_dir`` (the caller then works locally).
+    ``check`` gets the peer's ``local-changes`` answer first and may refuse.
     """
     from lanspread_core.ipc.client import NoRunningPeer, connect
 
@@ -158,6 +164,8 @@ def via_running_peer(
                         f"the peer running on this state dir uses games dir {theirs},"
                         f" not {mine}; stop it or leave out --games-dir"
                     )
+            if check is not None:
+                check(await peer.call("local-changes", game_id=game))
             return await run_operation(peer, op, game)
 
     try:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,8 +19,8 @@ from lanspread_core.cli.common import (
     provider_option,
     registry_of,
 )
-from lanspread_core.errors import UsageError
-from lanspread_core.frontends.vocabulary import AVAILABILITY
+from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.frontends.vocabulary import AVAILABILITY, at_stake, deletion, loss
 from lanspread_core.library.catalog import Catalog, load_catalog
 from lanspread_core.library.statedir import StateDir, default_games_dir, locked
 
@@ -131,8 +132,29 @@ def recover(
         pass
 
 
-def _operation(name: str, help_text: str, unpacks: bool) -> click.Command:
-    """A local transaction command; ``unpacks`` adds ``--provider`` and a progress bar."""
+class Declined(LanspreadError):
+    """The user answered no: nothing was done."""
+
+
+def confirm_loss(op: str, game: str, changes: dict[str, Any], yes: bool) -> None:
+    """Ask before ``op`` deletes files the user made; refuse without a terminal or --yes.
+
+    ``changes`` is the ``local-changes`` answer (docs/protocol.md). Nothing of the
+    user's at stake: no question.
+    """
+    if yes or not at_stake(op, changes):
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{op} {game} would delete {loss(op, changes)}; nothing was done: add --yes to go ahead"
+        )
+    if not click.confirm(f"{deletion(op, game, changes)} Go ahead?", default=False, err=True):
+        raise Declined(f"{op} of {game} cancelled; nothing was deleted")
+
+
+def _operation(name: str, help_text: str, unpacks: bool, asks: bool = False) -> click.Command:
+    """A local transaction command; ``unpacks`` adds ``--provider`` and a progress bar,
+    ``asks`` adds ``--yes`` and the question before the user's files are deleted."""
 
     @click.argument("game")
     @library_options
@@ -146,11 +168,20 @@ def _operation(name: str, help_text: str, unpacks: bool) -> click.Command:
         state_dir: Path | None,
         as_json: bool,
         provider: str = "auto",
+        yes: bool = False,
     ) -> None:
+        def ask(changes: dict[str, Any]) -> None:
+            confirm_loss(name, game, changes, yes)
+
+        check = ask if asks else None
         # a running peer holds the state dir: let it do the work
-        if via_running_peer(name, game, state_dir, games_dir, as_json):
+        if via_running_peer(name, game, state_dir, games_dir, as_json, check):
             return
         with local_context(ctx, games_dir, catalog, state_dir, provider, f"lanspread {name}") as lc:
+            if check is not None:
+                from lanspread_core.install.localfiles import changes
+
+                check(changes(lc.state, game, lc.transactions.require_root(game)).to_json())
             method = getattr(lc.transactions, name.replace("-", "_"))
             if unpacks:
                 with progress_bar(f"{name} {game}") as update:
@@ -161,6 +192,14 @@ def _operation(name: str, help_text: str, unpacks: bool) -> click.Command:
 
     if unpacks:
         command = provider_option(command)
+    if asks:
+        command = click.option(
+            "--yes",
+            "-y",
+            is_flag=True,
+            help="Do not ask before deleting files you added or changed in local/"
+            " (needed when there is no terminal to ask on).",
+        )(command)
     return click.command(name=name, help=help_text)(command)
 
 
@@ -180,16 +219,22 @@ install = _operation(
 update = _operation(
     "update",
     "Reinstall GAME from its current archives, keeping your own files in local/.\n\n"
+    "Game files you changed are replaced by the archives' version; when there are"
+    " such files it asks first (--yes skips the question).\n\n"
     f"{_VIA_PEER}\n\n"
     "Example: lanspread update quake --games-dir ~/games",
     unpacks=True,
+    asks=True,
 )
 uninstall = _operation(
     "uninstall",
     "Remove GAME's local/ folder (your files in it too); the download stays.\n\n"
+    "When you added or changed files in local/ since the install, it names them"
+    " and asks first (--yes skips the question; without a terminal --yes is needed).\n\n"
     f"{_VIA_PEER}\n\n"
     "Example: lanspread uninstall quake --games-dir ~/games",
     unpacks=False,
+    asks=True,
 )
 remove_download = _operation(
     "remove-download",

@@ -234,6 +234,23 @@ def at_stake(op: str, changes: Mapping[str, Any]) -> bool:
     return False
 
 
+def loss(op: str, changes: Mapping[str, Any]) -> str:
+    """What of the user's ``op`` would delete, as a phrase: ``3 files you added (a, b, c)``."""
+    if not changes.get("known", True):
+        return "everything in local/ (Lanspread has no record of what the install put there)"
+    parts = []
+    added, changed = int(changes.get("added") or 0), int(changes.get("changed") or 0)
+    if added and op == "uninstall":
+        sample = list(changes.get("sample") or [])
+        parts.append(f"{plural(added, 'file')} you added ({_names(sample, added - len(sample))})")
+    if changed:
+        sample = list(changes.get("changed_sample") or [])
+        parts.append(
+            f"{plural(changed, 'game file')} you changed ({_names(sample, changed - len(sample))})"
+        )
+    return " and ".join(parts) or "nothing of yours"
+
+
 #: Everything a browser needs to word things the same way, sent once.
 TABLE: dict[str, Any] = {
     "availability": AVAILABILITY,

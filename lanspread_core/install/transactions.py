@@ -28,7 +28,7 @@ from lanspread_core.archive.cancel import CancelToken, WatchedSink
 from lanspread_core.archive.listing import check_entries
 from lanspread_core.archive.treewriter import unpack_via_stream
 from lanspread_core.errors import LanspreadError, UsageError
-from lanspread_core.install import intent
+from lanspread_core.install import intent, localfiles
 from lanspread_core.install.unpacklog import UnpackLog
 from lanspread_core.library.layout import (
     BACKUP,
@@ -246,11 +246,13 @@ class Transactions:
             if is_installed(root):
                 raise TransactionError(f"{game_id} is already installed; use update")
             outcome = self._unpack_into_staging(game_id, "install", root, token, progress)
+            listing = localfiles.walk(root / INSTALLING)
             _rename(root / INSTALLING, root / LOCAL)
             fault_point("install.promoted")
             (root / LOCAL / OWNED_MARKER).unlink()
             fault_point("install.marker_removed")
             intent.clear(self.state, game_id)
+            localfiles.save(self.state, game_id, listing)
             return outcome
 
     def update(
@@ -266,6 +268,7 @@ class Transactions:
                 raise TransactionError(f"{game_id} is not installed; use install")
             outcome = self._unpack_into_staging(game_id, "update", root, token, progress)
             staging, local, backup = root / INSTALLING, root / LOCAL, root / BACKUP
+            listing = localfiles.walk(staging)  # before the user's files join it
             try:
                 _carry_user_files(local, staging)
             except BaseException:
@@ -284,6 +287,7 @@ class Transactions:
             _rmtree(backup, fault="update.backup_removing")
             fault_point("update.backup_removed")
             intent.clear(self.state, game_id)
+            localfiles.save(self.state, game_id, listing)
             return outcome
 
     def stream_install(self, game_id: str, fill: Callable[[Path], Outcome]) -> Outcome:
@@ -315,9 +319,11 @@ class Transactions:
                         root.rmdir()
                 intent.clear(self.state, game_id)
                 raise
+            listing = localfiles.walk(staging)
             _rename(staging, root / LOCAL)
             (root / LOCAL / OWNED_MARKER).unlink()
             intent.clear(self.state, game_id)
+            localfiles.save(self.state, game_id, listing)
             return outcome
 
     def uninstall(self, game_id: str) -> Outcome:
@@ -336,6 +342,7 @@ class Transactions:
             _rmtree(backup, fault="uninstall.backup_removing")
             fault_point("uninstall.backup_removed")
             intent.clear(self.state, game_id)
+            localfiles.forget(self.state, game_id)
             return Outcome(game_id, "uninstall")
 
     def remove_download(self, game_id: str) -> Outcome:

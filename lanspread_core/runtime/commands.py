@@ -11,9 +11,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
+
 from lanspread_core.config import HostPort, PeerConfig
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.events import TRANSACTIONS, OpKind, Ready
+from lanspread_core.install import localfiles
 from lanspread_core.install.transactions import Transactions
 from lanspread_core.library.catalog import Catalog
 from lanspread_core.library.index import Library
@@ -167,6 +170,15 @@ async def get_game(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
         if entry["id"] == gid:
             return entry
     raise LanspreadError(f"no game {gid!r} here or on any known peer")
+
+
+@command("local-changes")
+async def local_changes(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
+    """What the user added to or changed in ``local/`` since the install (a directory walk)."""
+    gid = _str(cmd, "game_id")
+    root = rt.tx.require_root(gid)
+    found = await anyio.to_thread.run_sync(localfiles.changes, rt.tx.state, gid, root)
+    return found.to_json()
 
 
 @command("connect")

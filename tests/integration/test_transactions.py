@@ -54,7 +54,9 @@ def _setup(tmp_path: Path, template: Path, installed: bool) -> tuple[Path, State
 
 def _run(op: str, games: Path, state: StateDir, fault: str | None) -> subprocess.CompletedProcess:
     env = {ENV_FAULT: fault} if fault else {}
-    return run_cli(op, GAME, "--games-dir", games, "--state-dir", state.path, env=env)
+    # the user's save and edited file are at stake: no terminal here to ask on
+    yes = ["--yes"] if op in ("update", "uninstall") else []
+    return run_cli(op, GAME, *yes, "--games-dir", games, "--state-dir", state.path, env=env)
 
 
 PRE_INSTALLED = {"install": False, "update": True, "uninstall": True, "remove-download": False}
