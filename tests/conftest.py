@@ -59,8 +59,15 @@ def _folder(item: pytest.Item) -> str | None:
     return first if first in FOLDERS else None
 
 
+#: a test run with ``provider=<name>`` needs what that provider loads
+PROVIDER_NEEDS = {"libarchive": "libarchive"}
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     needs = [need for mark in item.iter_markers("needs") for need in mark.args]
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("provider") in PROVIDER_NEEDS:
+        needs.append(PROVIDER_NEEDS[callspec.params["provider"]])
     if _folder(item) == "lab" and not needs:
         needs = ["root"]
     for need in needs:

@@ -3,14 +3,17 @@
 A test names its needs with ``@pytest.mark.needs("netns")``; every test under
 ``tests/lab`` needs root at least. The conftest skips a test whose needs are
 not met with the line :func:`unmet` returns, which also says how to run it.
+A module that cannot even be imported without something calls :func:`require`
+before that import.
 """
 
 from __future__ import annotations
 
-import ctypes.util
 import functools
 import os
 import shutil
+
+import pytest
 
 #: need -> (what it is for, what it asks of the machine)
 NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -21,6 +24,9 @@ NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unar": ("rarfile's extraction", ("unar",)),
     "tmux": ("the terminal front-end", ("tmux",)),
 }
+
+#: what a check looks for, in words, where its name is not a command
+NAMES = {"root": "root", "libarchive": "the libarchive library"}
 
 #: how to get what a check looks for, on Debian and Ubuntu
 PACKAGES = {
@@ -39,7 +45,11 @@ def _have(thing: str) -> bool:
     if thing == "root":
         return os.geteuid() == 0
     if thing == "libarchive":
-        return ctypes.util.find_library("archive") is not None
+        try:  # libarchive-c loads the system library when it is imported
+            import libarchive  # noqa: F401
+        except (ImportError, OSError):
+            return False
+        return True
     return shutil.which(thing) is not None
 
 
@@ -54,10 +64,17 @@ def unmet(need: str) -> str | None:
     missing = [w for w in wants if w != "root" and not _have(w)]
     if not missing:
         return None
-    tools = " and ".join(f"`{m}`" for m in missing)
+    tools = " and ".join(NAMES.get(m, f"`{m}`") for m in missing)
     packages = " ".join(sorted({PACKAGES[m] for m in missing}))
     command = "sudo make test-lab" if "root" in wants else "make test"
     return (
         f"needs {tools} for {purpose}: install it (`sudo apt-get install {packages}`),"
         f" then run `{command}`"
     )
+
+
+def require(need: str) -> None:
+    """Skip the calling test module, with :func:`unmet`'s line, unless ``need`` is met."""
+    reason = unmet(need)
+    if reason:
+        pytest.skip(reason, allow_module_level=True)

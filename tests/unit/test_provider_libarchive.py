@@ -20,10 +20,14 @@ import pytest
 
 from lanspread_core import ArchiveError, Cancelled, Entry, EntryKind, UnsafeEntryError
 from lanspread_core.archive.listing import stream_listed
-from lanspread_libarchive.plugin import lanspread_providers
-from lanspread_libarchive.provider import LibarchiveProvider
 from support.cli import CliResult, invoke
 from support.data import RAR_FIXTURES, ROOT
+from support.needs import require
+
+require("libarchive")  # the provider's module loads the system library
+
+from lanspread_libarchive.plugin import lanspread_providers  # noqa: E402
+from lanspread_libarchive.provider import LibarchiveProvider  # noqa: E402
 
 RAR = RAR_FIXTURES
 EXPECTED: dict = json.loads((RAR / "EXPECTED.json").read_text())

@@ -154,6 +154,7 @@ def test_password_reason_is_named(tmp_path: Path) -> None:
     assert "password-protected" in proc.stderr
 
 
+@pytest.mark.needs("libarchive")
 def test_corrupt_byte_is_caught_by_every_provider_that_reads_it(tmp_path: Path) -> None:
     """A flipped byte inside stored data: the header CRC catches what the reader misses."""
     src = RAR_FIXTURES / "rar5-crc.rar"
@@ -170,6 +171,7 @@ def test_corrupt_byte_is_caught_by_every_provider_that_reads_it(tmp_path: Path) 
         assert not dest.exists()
 
 
+@pytest.mark.needs("libarchive")
 def test_install_of_a_rar_fixture_game_through_the_cli(tmp_path: Path) -> None:
     games = tmp_path / "games"
     root = games / "vols"
