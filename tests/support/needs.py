@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -54,12 +55,25 @@ def _have(thing: str) -> bool:
 
 
 @functools.cache
+def _user_namespaces() -> bool:
+    """Whether this user may make the namespaces ``make test-lab`` runs the lab in."""
+    probe = ["unshare", "--user", "--map-root-user", "--net", "--mount", "--"]
+    probe += ["sh", "-c", "mount -t tmpfs tmpfs /run"]  # as the Makefile's USERNS does
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@functools.cache
 def unmet(need: str) -> str | None:
     """None when the machine meets ``need``, else one line: why not, and how to run it."""
     if need not in NEEDS:
         raise ValueError(f"unknown need {need!r}; known: {', '.join(NEEDS)}")
     purpose, wants = NEEDS[need]
     if "root" in wants and not _have("root"):
+        if _user_namespaces():
+            return f"needs root for {purpose}: run `make test-lab` (in a user namespace)"
         return f"needs root for {purpose}: run `sudo make test-lab`"
     missing = [w for w in wants if w != "root" and not _have(w)]
     if not missing:
