@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,7 @@ class PeerConfig:
     ping_interval: float = 2.0
     stale_timeout: float = 8.0
     fallback_scan_interval: float = 300.0
+    #: front-ends that run beside the main one (``lanspread run --ui web``)
+    ui: tuple[str, ...] = ()
+    #: options plugins added to ``lanspread run``, by parameter name, for their front-ends
+    ui_options: dict[str, Any] = field(default_factory=dict)

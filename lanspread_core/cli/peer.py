@@ -82,8 +82,16 @@ def run_options(func: F) -> F:
     return func
 
 
+#: what ``run_options`` and ``--ui`` give; any other option of ``run`` came from a plugin
+_CORE_OPTIONS = frozenset(
+    {"discovery", "peers", "listen", "name", "ping_interval", "stale_timeout", "provider"}
+    | {"games_dir", "state_dir", "catalog", "ui"}
+)
+
+
 def make_config(kw: dict[str, Any]) -> PeerConfig:
     discovery = tuple(d.strip() for d in kw["discovery"].split(",") if d.strip())
+    uis = tuple(u.strip() for value in kw.get("ui") or () for u in value.split(",") if u.strip())
     return PeerConfig(
         games_dir=(kw["games_dir"] or default_games_dir()).expanduser().resolve(),
         state_dir=(kw["state_dir"] or default_state_dir()).expanduser().resolve(),
@@ -95,6 +103,8 @@ def make_config(kw: dict[str, Any]) -> PeerConfig:
         name=kw["name"],
         ping_interval=kw["ping_interval"],
         stale_timeout=kw["stale_timeout"],
+        ui=uis,
+        ui_options={k: v for k, v in kw.items() if k not in _CORE_OPTIONS},
     )
 
 
@@ -117,13 +127,14 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
     from lanspread_core.ipc.server import serve_control_socket
     from lanspread_core.runtime.peer import LocalService, start_peer
 
-    record = registry.frontends.get(frontend)
-    if record is None:
-        raise UsageError(
-            f"front-end {frontend!r} is not installed"
-            f" (installed: {', '.join(sorted(registry.frontends)) or 'none'})"
-        )
-    ui = record.factory(config)
+    names = [frontend, *(u for u in config.ui if u != frontend)]
+    for name in names:
+        if name not in registry.frontends:
+            raise UsageError(
+                f"front-end {name!r} is not installed"
+                f" (installed: {', '.join(sorted(registry.frontends)) or 'none'})"
+            )
+    ui, *beside = [registry.frontends[name].factory(config) for name in names]
     state = StateDir(config.state_dir)
 
     async def control_socket(handle: PeerRuntimeHandle, task_status: Any) -> None:
@@ -132,9 +143,14 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
     async def main() -> int:
         async with anyio.create_task_group() as tg:
             services = [LocalService("control-socket", control_socket)]
+            # a front-end may serve something under the peer's supervisor (the web UI)
+            for each in (ui, *beside):
+                services.extend(getattr(each, "services", ()))
             handle = await start_peer(config, registry, tg, services)
             async with anyio.create_task_group() as extras:
                 await _start_extras(extras, handle, state)
+                for other in beside:  # they end with the main front-end
+                    extras.start_soon(other.run, handle)
                 code: int = await ui.run(handle)
                 extras.cancel_scope.cancel()
             await handle.shutdown()
@@ -176,6 +192,12 @@ def _verbose(ctx: click.Context) -> bool:
 @click.command()
 @run_options
 @click.option(
+    "--ui",
+    multiple=True,
+    help="More front-ends to run beside --frontend, e.g. --ui web (a plugin;"
+    " comma-separated or repeated).",
+)
+@click.option(
     "--frontend",
     default="console",
     show_default=True,
@@ -202,6 +224,11 @@ def run(ctx: click.Context, /, frontend: str, **kw: Any) -> None:
 
 @click.command()
 @run_options
+@click.option(
+    "--ui",
+    multiple=True,
+    help="Front-ends to run beside the JSON lines, e.g. --ui web (a plugin).",
+)
 @click.pass_context
 def peer(ctx: click.Context, /, **kw: Any) -> None:
     """Run a peer driven by JSON lines on stdin (same as 'run --frontend jsonl').

@@ -258,4 +258,5 @@ TABLE: dict[str, Any] = {
     "sharing": SHARING,
     "not_sharing": NOT_SHARING,
     "actions": ACTIONS,
+    "cancellable": sorted(CANCELLABLE),
 }
