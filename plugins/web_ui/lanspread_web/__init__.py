@@ -1,0 +1,1 @@
+"""lanspread-web: the peer's own web page, a front-end registered like any plugin."""
