@@ -11,7 +11,8 @@ PIP := PYTHONWARNINGS=ignore $(BIN)/pip --quiet --disable-pip-version-check
 PACKAGES := -e . \
 	-e plugins/unrar_provider \
 	-e plugins/libarchive_provider \
-	-e plugins/fixture_unpacker
+	-e plugins/fixture_unpacker \
+	-e plugins/web_ui
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 # extra pytest options, e.g. `make test PYTEST_ARGS="-m unit"`
