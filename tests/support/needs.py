@@ -24,6 +24,7 @@ NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "libarchive": ("the libarchive provider", ("libarchive",)),
     "unar": ("rarfile's extraction", ("unar",)),
     "tmux": ("the terminal front-end", ("tmux",)),
+    "chromium": ("the web page's browser tests", ("chromium",)),
 }
 
 #: what a check looks for, in words, where its name is not a command
@@ -38,6 +39,7 @@ PACKAGES = {
     "libarchive": "libarchive13",
     "unar": "unar",
     "tmux": "tmux",
+    "chromium": "chromium",
 }
 
 
