@@ -1,3 +1,3 @@
-"""Archives as the core sees them: the provider protocol, entry-path rules, and the tree writer
+"""Archives as the core sees them: the provider protocol, entry safety, and the tree writer
 (the only way onto disk).
 """

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import stat
 import zlib
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from lanspread_core.archive.protocol import (
     StreamInstallProvider,
 )
 from lanspread_core.errors import DiskWriteError, UnsafeEntryError, VerificationError
+from lanspread_core.system.portable import folder_beneath
 
 
 class TreeWriter:
@@ -39,42 +39,25 @@ class TreeWriter:
         self._fd: int | None = None
         self._crc = 0
 
-    def _make_dirs(self, rel: Path) -> Path:
-        """Create ``dest/rel`` as real directories, refusing any symlink on the way."""
-        current = self.dest
-        for part in rel.parts:
-            current = current / part
-            try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                try:
-                    os.mkdir(current)
-                except OSError as exc:
-                    raise DiskWriteError(f"cannot create folder {rel}: {exc.strerror}") from exc
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafeEntryError(
-                    f"archive path {str(rel)!r} passes through {part!r}, which is not a folder"
-                )
-        return current
-
     def begin(self, entry: Entry) -> None:
         announced = self._announced.begin(entry)
         if announced is None:
             return
-        rel = Path(safe_relpath(announced.path))
-        if announced.kind is EntryKind.DIR:
-            self._make_dirs(rel)
-            return
-        parent = self._make_dirs(rel.parent) if rel.parent != Path(".") else self.dest
-        target = parent / rel.name
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_BINARY", 0)
+        rel = safe_relpath(announced.path)
         try:
-            self._fd = os.open(target, flags, 0o644)
+            if announced.kind is EntryKind.DIR:
+                with folder_beneath(self.dest, rel, create=True):
+                    return
+            with folder_beneath(self.dest, rel.parent, create=True) as folder:
+                self._fd = folder.open(rel.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise UnsafeEntryError(f"{entry.path!r} would be written through a link") from exc
-            raise DiskWriteError(f"cannot create {entry.path!r}: {exc.strerror}") from exc
+                raise UnsafeEntryError(f"{entry.path!r} would be written through a link") from None
+            if exc.errno == errno.ENOTDIR:
+                raise UnsafeEntryError(
+                    f"archive path {entry.path!r} passes through a file, not a folder"
+                ) from None
+            raise DiskWriteError(f"cannot create {entry.path!r}: {exc.strerror}") from None
         self._crc = 0
 
     def write(self, data: bytes | memoryview) -> None:

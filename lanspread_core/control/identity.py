@@ -32,7 +32,8 @@ from cryptography.x509.oid import NameOID
 
 from lanspread_core.errors import LanspreadError
 from lanspread_core.library.statedir import StateDir
-from lanspread_core.system.atomic import fsync_dir, write_atomic
+from lanspread_core.system.atomic import write_atomic
+from lanspread_core.system.portable import fsync_dir
 from lanspread_core.wire.ids import is_peer_id
 
 IDENTITY_FILE = "identity.json"

@@ -6,7 +6,7 @@ blocking socket with ``MSG_WAITALL`` fills a whole chunk in one system call,
 with no event-loop hop per buffer.
 Verifying is pipelined with receiving: while the next chunk arrives, a helper
 thread hashes the previous one (``blake3`` releases the GIL) and stores it
-with ``os.pwrite``. Two chunk buffers per calling thread are allocated once
+at its offset. Two chunk buffers per calling thread are allocated once
 and reused, so a download does not allocate per chunk. Measured on loopback
 (``benchmarks/bench_dataplane.py``), the pipeline is what brings hashing and
 writing close to a bare ``recv_into`` that throws the bytes away.
@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import queue
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 from lanspread_core.dataplane.errors import SourceFailed, SourceRefused
 from lanspread_core.errors import Cancelled
 from lanspread_core.library.manifest import ALGO, ChunkRange, hash_chunk
+from lanspread_core.system.portable import set_recv_timeout
 from lanspread_core.wire.dataplane import STATUS_MAX, encode_request, parse_status
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.framing import HEADER
@@ -83,8 +84,8 @@ class DataConnection:
         self.timeout = timeout
         try:
             self._sock = socket.create_connection((host, port), timeout=timeout)
-            self._sock.settimeout(None)  # blocking, so MSG_WAITALL fills whole chunks
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(POLL_INTERVAL))
+            # blocking where the OS allows it, so MSG_WAITALL fills whole chunks
+            set_recv_timeout(self._sock, POLL_INTERVAL)
         except OSError as exc:
             raise SourceFailed(
                 f"cannot connect to the data port of {self.peer} ({exc.strerror or exc})"
@@ -219,7 +220,7 @@ def _receive_chunks(
             if cancel.is_set():
                 raise Cancelled("the download was cancelled")
             buffer = verifier.buffer()
-            stream.fill(buffer[: job.length], lambda got, j=job: _where(j, got))
+            stream.fill(buffer[: job.length], partial(_where, job))
             verifier.submit(job, buffer)
     except BaseException:
         verifier.close(reraise=False)
@@ -292,11 +293,6 @@ def _where(job: ChunkJob, got: int) -> str:
     return f"chunk {job.index} of {job.path} ({got} of {job.length} bytes)"
 
 
-def _timeval(seconds: float) -> bytes:
-    whole = int(seconds)
-    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
-
-
 class _Stream:
     """Exact reads from a blocking socket that wake every POLL_INTERVAL."""
 
@@ -336,7 +332,7 @@ class _Stream:
         while got < size:
             try:
                 n = self.sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
-            except (BlockingIOError, InterruptedError):  # SO_RCVTIMEO: nothing this poll
+            except (BlockingIOError, TimeoutError, InterruptedError):  # nothing this poll
                 n = -1
             except OSError as exc:
                 raise SourceFailed(

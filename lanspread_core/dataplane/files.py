@@ -2,7 +2,8 @@
 
 Chunks arrive from several peers in any order, so every file of the manifest
 exists at its final size from the start and each verified chunk is written
-where it belongs with ``os.pwrite``, from any worker thread. Opening never
+where it belongs with a positioned write (``os.pwrite``, see
+:mod:`~lanspread_core.system.portable`), from any worker thread. Opening never
 truncates (``O_CREAT`` without ``O_TRUNC``): a file may already hold chunks
 that other peers delivered, or a previous attempt did. Its size is set to
 the manifest's: extended when shorter; cut when longer, because bytes past
@@ -11,9 +12,9 @@ would otherwise stay in the finished file.
 
 Paths come from a manifest that came from the network. Each is checked
 against the download rule (relative, no ``..``, not under ``local/`` or a
-reserved name, not ``version.ini``), and every directory is entered with
-``O_NOFOLLOW`` relative to its parent, so a symlink planted anywhere in the
-game root cannot redirect a write outside it.
+reserved name, not ``version.ini``), and every directory is entered without
+following a link (:func:`~lanspread_core.system.portable.folder_beneath`), so a
+symlink planted anywhere in the game root cannot redirect a write outside it.
 
 Blocking throughout: create it and remove a payload in a worker thread.
 """
@@ -31,8 +32,7 @@ from pathlib import Path, PurePosixPath
 from lanspread_core.errors import DiskWriteError
 from lanspread_core.library.layout import UnsafeDownloadPath, download_path
 from lanspread_core.library.manifest import Manifest
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+from lanspread_core.system.portable import Folder, folder_beneath, pwrite
 
 
 class DownloadFiles:
@@ -78,10 +78,7 @@ class DownloadFiles:
             fd = self._fds[path]
             self._writing += 1
         try:
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view = view[written:]
-                offset += written
+            pwrite(fd, view, offset)
         except OSError as exc:
             raise DiskWriteError(f"cannot write {path} ({exc.strerror or exc})") from None
         finally:
@@ -112,36 +109,29 @@ class DownloadFiles:
             except UnsafeDownloadPath:
                 continue
             folders.update(rel.parents)
-            with _parent_dir(self.root, rel, create=False) as parent:
+            with _reachable(self.root, rel.parent) as parent:
                 if parent is not None:
                     with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                        os.unlink(rel.name, dir_fd=parent)
+                        parent.unlink(rel.name)
         folders.discard(PurePosixPath("."))
         for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-            with _parent_dir(self.root, folder, create=False) as parent:
+            with _reachable(self.root, folder.parent) as parent:
                 if parent is not None:
                     with contextlib.suppress(OSError):  # not empty, gone, or a link
-                        os.rmdir(folder.name, dir_fd=parent)
+                        parent.rmdir(folder.name)
 
     # --------------------------------------------------------------- helpers
     def _open(self, path: str, size: int) -> int:
         rel = download_path(path)
-        with _parent_dir(self.root, rel, create=True) as parent:
-            assert parent is not None
-            try:
-                fd = os.open(
-                    rel.name,
-                    os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
-                    0o644,
-                    dir_fd=parent,
-                )
-            except OSError as exc:
-                raise _open_error(path, exc, _is_link(rel.name, parent)) from None
+        try:
+            with folder_beneath(self.root, rel.parent, create=True) as folder:
+                fd = folder.open(rel.name, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _open_error(path, exc) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafeDownloadPath(f"{path!r} exists and is not a regular file")
-            os.set_blocking(fd, True)
             if st.st_size != size:
                 os.ftruncate(fd, size)  # extend, or drop a stale tail past every chunk
         except OSError as exc:
@@ -154,57 +144,20 @@ class DownloadFiles:
 
 
 @contextlib.contextmanager
-def _parent_dir(root: Path, rel: PurePosixPath, *, create: bool) -> Iterator[int | None]:
-    """The open parent folder of ``rel`` under ``root``, entered without
-    following links; ``None`` (when not creating) if it does not exist."""
-    opened: list[int] = []
-    try:
+def _reachable(root: Path, rel: PurePosixPath) -> Iterator[Folder | None]:
+    """The folder ``root/rel`` entered without following links; None when it is
+    gone or behind a link (errors inside the block are the caller's)."""
+    with contextlib.ExitStack() as stack:
         try:
-            parent = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as exc:
-            if create:
-                raise DiskWriteError(
-                    f"cannot open the game folder {root} ({exc.strerror})"
-                ) from None
+            folder = stack.enter_context(folder_beneath(root, rel, create=False))
+        except OSError:
             yield None
             return
-        opened.append(parent)
-        for part in rel.parts[:-1]:
-            if create:
-                try:
-                    os.mkdir(part, 0o755, dir_fd=parent)
-                except FileExistsError:
-                    pass
-                except OSError as exc:
-                    raise DiskWriteError(
-                        f"cannot create the folder {part} for {rel} ({exc.strerror})"
-                    ) from None
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=parent)
-            except OSError as exc:
-                if not create:
-                    yield None
-                    return
-                raise _open_error(rel.as_posix(), exc, _is_link(part, parent)) from None
-            parent = child
-            opened.append(parent)
-        yield parent
-    finally:
-        for fd in opened:
-            os.close(fd)
+        yield folder
 
 
-def _is_link(name: str, parent: int) -> bool:
-    """Whether ``name`` in ``parent`` is a symlink (``O_NOFOLLOW`` reports
-    ``ELOOP`` for a file but ``ENOTDIR`` for a folder)."""
-    try:
-        return stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode)
-    except OSError:
-        return False
-
-
-def _open_error(path: str, exc: OSError, is_link: bool) -> Exception:
-    if is_link or exc.errno in (errno.ELOOP, errno.EMLINK):
+def _open_error(path: str, exc: OSError) -> Exception:
+    if exc.errno == errno.ELOOP:
         return UnsafeDownloadPath(f"{path!r} is or runs through a symbolic link; refused")
     if exc.errno == errno.ENOTDIR:
         return DiskWriteError(f"cannot create {path}: a file is in the way of its folder")

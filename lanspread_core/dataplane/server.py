@@ -5,8 +5,9 @@ on the connection: read the request frame on the event loop, redeem the
 token, register the transfer as a reader of its game, ask the runtime
 whether the game may be served (``resolve``), and then hand the socket to a
 worker thread that checks every range against the disk and sends the bytes
-with ``os.sendfile``: zero copy, no file read into memory, and disk waits (a
-cold page cache) off the event loop. The format, including how one
+with ``os.sendfile`` (:func:`~lanspread_core.system.portable.sendfile`): zero
+copy, no file read into memory, and disk waits (a cold page cache) off the
+event loop. The format, including how one
 connection carries several grants, is in
 :mod:`lanspread_core.wire.dataplane`.
 
@@ -16,7 +17,7 @@ system call without waking the loop per socket-buffer refill, and a read from
 a cold disk cannot stall the control plane. Cancelling (a writer cancelling
 the game, or the server stopping) shuts the socket down from the loop, which
 wakes the thread at once with a broken pipe; a receiver that takes nothing
-for ``stall_timeout`` seconds ends the send the same way (``SO_SNDTIMEO``).
+for ``stall_timeout`` seconds ends the send the same way (a send timeout).
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ import logging
 import os
 import socket
 import stat
-import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -44,6 +44,7 @@ from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.library.layout import UnsafeDownloadPath, download_path
 from lanspread_core.system.faults import fault_once
+from lanspread_core.system.portable import folder_beneath, pread, sendfile, set_send_timeout
 from lanspread_core.wire.dataplane import REQUEST_MAX, REQUEST_TIMEOUT, encode_status, parse_request
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.framing import FrameDecoder
@@ -62,8 +63,6 @@ StreamSender = Callable[[socket.socket, Path, Grant], int]
 MAX_CONCURRENT_SENDS = 32
 #: A receiver that accepts no byte for this long is dropped.
 STALL_TIMEOUT = 30.0
-#: One sendfile call moves at most this much (the kernel caps a call near 2 GiB).
-_SENDFILE_MAX = 1 << 30
 _STATUS_TIMEOUT = 5.0
 _CORRUPT_SWITCH = "serve.corrupt_once"
 
@@ -204,6 +203,7 @@ async def _serve_grant(conn: socket.socket, where: str, ctx: _Context, grant: Gr
         root = ctx.resolve(grant)
         if inspect.isawaitable(root):
             root = await root
+        send: Callable[[], int | None]
         if grant.kind == "stream":
             if ctx.stream is None:
                 raise TransferRefused("this peer does not serve stream-installs")
@@ -269,7 +269,7 @@ async def _run_interruptible(
     """
     finished = False
     error: BaseException | None = None
-    result: Any = None
+    results: list[_T] = []
     async with anyio.create_task_group() as tg:
 
         async def interrupt_on_cancel() -> None:
@@ -281,7 +281,7 @@ async def _run_interruptible(
 
         tg.start_soon(interrupt_on_cancel)
         try:
-            result = await anyio.to_thread.run_sync(func, limiter=limiter)
+            results.append(await anyio.to_thread.run_sync(func, limiter=limiter))
         except Exception as exc:  # re-raised below, not wrapped in a group
             error = exc
         finally:
@@ -289,7 +289,7 @@ async def _run_interruptible(
             tg.cancel_scope.cancel()
     if error is not None:
         raise error
-    return result
+    return results[0]
 
 
 # ------------------------------------------------------------ worker thread
@@ -319,7 +319,7 @@ def _send_blocking(
                 _sendfile(conn, fd, r)
             sent += r.length
         return sent
-    except BlockingIOError:
+    except (BlockingIOError, TimeoutError):  # the send timeout, as either OS gives it
         raise TimeoutError(f"the receiver took nothing for {stall_timeout:g} s") from None
     finally:
         files.close()
@@ -327,17 +327,13 @@ def _send_blocking(
 
 def _blocking(conn: socket.socket, stall_timeout: float) -> None:
     """Blocking sends that give up when the receiver takes nothing for a while."""
-    conn.setblocking(True)
-    whole = int(stall_timeout)
-    timeval = struct.pack("@ll", whole, int((stall_timeout - whole) * 1_000_000))
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    set_send_timeout(conn, stall_timeout)
 
 
 def _sendfile(conn: socket.socket, fd: int, r: ByteRange) -> None:
     offset, left = r.offset, r.length
-    out = conn.fileno()
     while left:
-        sent = os.sendfile(out, fd, offset, min(left, _SENDFILE_MAX))
+        sent = sendfile(conn, fd, offset, left)
         if sent == 0:  # the file shrank under us: end early, the receiver sees it
             raise OSError(errno.EIO, f"{r.path} ended at {offset} while being sent")
         offset += sent
@@ -347,7 +343,7 @@ def _sendfile(conn: socket.socket, fd: int, r: ByteRange) -> None:
 def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange) -> None:
     data = bytearray()
     while len(data) < r.length:
-        piece = os.pread(fd, r.length - len(data), r.offset + len(data))
+        piece = pread(fd, r.length - len(data), r.offset + len(data))
         if not piece:
             raise OSError(errno.EIO, f"{r.path} ended while being read")
         data += piece
@@ -363,7 +359,6 @@ class _OpenFiles:
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._root_fd: int | None = None
         self._files: dict[str, tuple[int, int]] = {}  # path -> (fd, size)
 
     def check(self, r: ByteRange) -> None:
@@ -386,59 +381,25 @@ class _OpenFiles:
             rel = download_path(path)
         except UnsafeDownloadPath as exc:
             raise TransferRefused(f"{exc}; refused") from None
-        if self._root_fd is None:
-            try:
-                self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
-            except OSError as exc:
-                raise TransferRefused(
-                    f"the game folder cannot be opened ({exc.strerror}); refused"
-                ) from None
-        # walk one component at a time so no link anywhere is followed
-        dirs: list[int] = []
         try:
-            parent = self._root_fd
-            for part in rel.parts[:-1]:
-                parent = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-                dirs.append(parent)
-            fd = os.open(
-                rel.parts[-1],
-                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY,
-                dir_fd=parent,
-            )
+            with folder_beneath(self._root, rel.parent, create=False) as folder:
+                fd = folder.open(rel.name, os.O_RDONLY)
         except OSError as exc:
-            refusal = _open_refusal(path, exc, _is_link(rel, dirs, self._root_fd))
-            raise TransferRefused(refusal) from None
-        finally:
-            for d in dirs:
-                os.close(d)
+            raise TransferRefused(_open_refusal(path, exc)) from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise TransferRefused(f"{path!r} is not a regular file; refused")
-        os.set_blocking(fd, True)  # O_NONBLOCK only kept a FIFO from hanging the open
         return fd, st.st_size
 
     def close(self) -> None:
         for fd, _ in self._files.values():
             os.close(fd)
         self._files.clear()
-        if self._root_fd is not None:
-            os.close(self._root_fd)
-            self._root_fd = None
 
 
-def _is_link(rel: PurePosixPath, dirs: list[int], root_fd: int) -> bool:
-    """Whether the component the walk stopped at is a symlink (``O_NOFOLLOW``
-    reports ``ELOOP`` for a file but ``ENOTDIR`` for a folder)."""
-    parent = dirs[-1] if dirs else root_fd
-    try:
-        return stat.S_ISLNK(os.lstat(rel.parts[len(dirs)], dir_fd=parent).st_mode)
-    except OSError:
-        return False
-
-
-def _open_refusal(path: str, exc: OSError, is_link: bool) -> str:
-    if is_link or exc.errno in (errno.ELOOP, errno.EMLINK):
+def _open_refusal(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
         return f"{path!r} is or passes through a symbolic link, which is never served; refused"
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return f"{path!r} does not exist in this game; refused"

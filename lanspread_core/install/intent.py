@@ -13,7 +13,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from lanspread_core.library.statedir import StateDir
-from lanspread_core.system.atomic import fsync_dir, write_json_atomic
+from lanspread_core.system.atomic import write_json_atomic
+from lanspread_core.system.portable import fsync_dir
 
 OPS = ("install", "update", "uninstall", "remove-download", "stream-install")
 

@@ -46,9 +46,9 @@ from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import Registry
 from lanspread_core.plugin.selection import choose
-from lanspread_core.system.atomic import fsync_dir
 from lanspread_core.system.diskspace import check_free_space
 from lanspread_core.system.faults import fault_point
+from lanspread_core.system.portable import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from lanspread_core.errors import LanspreadError
+from lanspread_core.system.portable import LockHeld, exclusive_lock
 
 ENV_STATE_DIR = "LANSPREAD_STATE_DIR"
 ENV_GAMES_DIR = "LANSPREAD_GAMES_DIR"
@@ -70,7 +70,8 @@ class StateDir:
 
     @property
     def control_socket(self) -> Path:
-        """The running peer's local control endpoint (JSONL over a Unix socket)."""
+        """The running peer's local control endpoint (JSONL over a Unix socket, or
+        where an OS without them finds the loopback port and its token)."""
         return self.path / "control.sock"
 
 
@@ -86,18 +87,11 @@ def locked(state: StateDir, holder: str) -> Iterator[None]:
     transactions, so the second one is refused with the reason.
     """
     state.ensure()
-    fd = os.open(state.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise StateDirBusy(
-                f"the state directory {state.path} is in use by {other};"
-                " stop it or use its control commands"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{holder} (pid {os.getpid()})".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+        with exclusive_lock(state.path / "lock", f"{holder} (pid {os.getpid()})"):
+            yield
+    except LockHeld as held:
+        raise StateDirBusy(
+            f"the state directory {state.path} is in use by {held.holder};"
+            " stop it or use its control commands"
+        ) from None

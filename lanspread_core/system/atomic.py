@@ -7,13 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from lanspread_core.system.portable import fsync_dir
 
 
 def write_atomic(path: Path, data: bytes, tmp_name: str | None = None) -> None:

@@ -18,8 +18,9 @@ The same variable also turns on *switches*, misbehaviours that do not kill
 from __future__ import annotations
 
 import os
-import signal
 import threading
+
+from lanspread_core.system.portable import kill_self
 
 ENV_FAULT = "LANSPREAD_FAULT"
 
@@ -86,4 +87,4 @@ def fault_once(name: str) -> bool:
 def fault_point(name: str) -> None:
     """Die here, uncleanly, if the environment asks for this point."""
     if os.environ.get(ENV_FAULT) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+        kill_self()

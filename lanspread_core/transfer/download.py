@@ -53,8 +53,9 @@ from lanspread_core.library.layout import (
     is_installed,
 )
 from lanspread_core.library.manifest import ChunkRange, Manifest, chunk_ranges
-from lanspread_core.system.atomic import fsync_dir, write_atomic
+from lanspread_core.system.atomic import write_atomic
 from lanspread_core.system.diskspace import check_free_space
+from lanspread_core.system.portable import fsync_dir
 from lanspread_core.transfer.planner import Planner
 from lanspread_core.transfer.sources import (
     AllSourcesGone,
