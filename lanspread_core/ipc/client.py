@@ -28,9 +28,9 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from lanspread_core.errors import LanspreadError
 from lanspread_core.events import Event, parse_event
-from lanspread_core.ipc.server import unix_address
 from lanspread_core.ipc.session import MAX_LINE
 from lanspread_core.library.statedir import StateDir
+from lanspread_core.system.portable import connect_private
 
 #: Seconds to wait for a peer's first line (its ``ready`` event).
 GREETING_TIMEOUT = 10
@@ -135,9 +135,13 @@ class PeerClient:
     def _dispatch(self, record: Record) -> None:
         kind = record.get("kind")
         if kind == "event":
-            if not self._greeted.is_set() and record.get("event") == "ready":
-                self.ready = record
-                self._greeted.set()
+            if not self._greeted.is_set():
+                # the greeting is two lines, ``ready`` then the library snapshot,
+                # so a caller's listeners only ever see what came after it
+                if record.get("event") == "ready":
+                    self.ready = record
+                elif record.get("event") == "library" and self.ready:
+                    self._greeted.set()
                 return
             event = parse_event({k: v for k, v in record.items() if k != "kind"})
             for listener in list(self._listeners):
@@ -155,13 +159,13 @@ async def connect(state_dir: Path | None) -> AsyncIterator[PeerClient]:
     state = StateDir(state_dir)
     path = state.control_socket
     try:
-        with unix_address(path) as address:
-            stream = await anyio.connect_unix(address)
+        stream = await connect_private(path)
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
-        # no socket, or one a killed peer left behind
+        # no endpoint, or one a killed peer left behind
         raise NoRunningPeer(state) from None
-    except OSError as exc:
-        raise LanspreadError(f"cannot reach the peer at {path}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise LanspreadError(f"cannot reach the peer at {path}: {reason}") from exc
     try:
         async with stream, anyio.create_task_group() as tg:
             client = PeerClient(stream)
