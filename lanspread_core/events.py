@@ -91,6 +91,8 @@ class OutboundTransfers(Event):
 
     tag: ClassVar[str] = "outbound-transfers"
     count: int
+    #: who fetches what from here lately: peer_id, name, game_id, bytes, rate
+    uploads: list[Json] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ class OpProgress(OpEvent):
     active_peers: int = 0
     #: bytes per second from each source peer, for downloads
     peers: dict[str, int] | None = None
+    #: each source of a download by name: rate, verified bytes, whole or partial
+    sources: list[Json] | None = None
 
     def fields(self) -> Json:
         body: Json = {
@@ -177,6 +181,8 @@ class OpProgress(OpEvent):
         }
         if self.peers is not None:
             body["peers"] = self.peers
+        if self.sources is not None:
+            body["sources"] = self.sources
         return body
 
 
@@ -301,6 +307,7 @@ def _op_event(cls: type[OpEvent], kind: OpKind, body: Mapping[str, Any]) -> OpEv
             body.get("eta"),
             body.get("active_peers", 0),
             body.get("peers"),
+            body.get("sources"),
         )
     if cls is OpFinished:
         return OpFinished(kind, gid, {k: v for k, v in body.items() if k != "event"})

@@ -318,25 +318,40 @@ def games(state_dir: Path | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("game")
+@click.option(
+    "--discard",
+    is_flag=True,
+    help="Also delete what a download of GAME fetched (running or paused),"
+    " instead of keeping it for a resume.",
+)
 @state_dir_option
-def cancel(game: str, state_dir: Path | None) -> None:
+def cancel(game: str, discard: bool, state_dir: Path | None) -> None:
     """Stop GAME's running download, stream-install, install or update.
 
     What was already in place stays: a cancelled install or update leaves the
-    previous state; a cancelled download discards its partial archives.
+    previous state; a cancelled download is paused and keeps every verified
+    chunk, so 'lanspread download GAME' fetches only the rest.
 
     \b
-    Example:
+    Examples:
       lanspread cancel quake
+      lanspread cancel quake --discard    # and delete what it fetched
     """
     from lanspread_core.ipc.client import connect
 
     async def main() -> Any:
         async with connect(state_dir) as peer:
-            return await peer.call("cancel", game_id=game)
+            return await peer.call("cancel", game_id=game, discard=discard)
 
-    _run(main)
-    click.echo(f"cancel: asked the peer to stop the operation on {game}")
+    from lanspread_core.frontends.vocabulary import size
+
+    result = _run(main) or {}
+    if "discarded" in result:
+        click.echo(f"cancel: deleted the paused download of {game} ({size(result['discarded'])})")
+    elif discard:
+        click.echo(f"cancel: asked the peer to stop {game} and delete what it fetched")
+    else:
+        click.echo(f"cancel: asked the peer to stop the operation on {game}")
 
 
 @click.command()

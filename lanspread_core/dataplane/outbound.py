@@ -21,10 +21,13 @@ one game's transfers leaves every other game's alone.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -33,13 +36,42 @@ from lanspread_core.dataplane.errors import TransferRefused
 log = logging.getLogger(__name__)
 
 
+#: an upload counts as current while it sent something this recently (seconds)
+UPLOAD_RECENT = 3.0
+#: the span its rate is measured over (seconds)
+RATE_SPAN = 2.0
+
+
 @dataclass(eq=False)
 class OutboundTransfer:
     """One live transfer: cancel its ``scope``; ``ended`` is set once it has left."""
 
     game_id: str
+    peer_id: str = ""
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     ended: anyio.Event = field(default_factory=anyio.Event)
+    #: called with each range's bytes once sent (from the sending thread)
+    on_sent: Callable[[int], None] = lambda n: None
+
+
+class _Upload:
+    """What one peer fetched of one game from here, and how fast lately."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.window: deque[tuple[float, int]] = deque()
+
+    def add(self, n: int, now: float) -> None:
+        self.bytes += n
+        self.window.append((now, n))
+
+    def rate(self, now: float) -> float:
+        while self.window and now - self.window[0][0] > RATE_SPAN:
+            self.window.popleft()
+        return sum(n for _, n in self.window) / RATE_SPAN
+
+    def last(self) -> float:
+        return self.window[-1][0] if self.window else 0.0
 
 
 class OutboundTransfers:
@@ -54,6 +86,8 @@ class OutboundTransfers:
         self._on_count = on_count
         self._live: dict[str, set[OutboundTransfer]] = {}
         self._blocked: Counter[str] = Counter()
+        self._uploads: dict[tuple[str, str], _Upload] = {}
+        self._uploads_lock = threading.Lock()
 
     @property
     def live_count(self) -> int:
@@ -62,6 +96,27 @@ class OutboundTransfers:
     def count(self, game_id: str) -> int:
         """Live transfers of ``game_id``."""
         return len(self._live.get(game_id, ()))
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """Who fetched what from here lately: peer, game, bytes so far, rate (bytes/s)."""
+        now = time.monotonic()
+        with self._uploads_lock:
+            current = [
+                {
+                    "peer_id": peer_id,
+                    "game_id": game_id,
+                    "bytes": up.bytes,
+                    "rate": round(up.rate(now)),
+                }
+                for (peer_id, game_id), up in sorted(self._uploads.items())
+                if now - up.last() <= UPLOAD_RECENT
+            ]
+        return current
+
+    def _sent(self, peer_id: str, game_id: str, n: int) -> None:
+        with self._uploads_lock:
+            up = self._uploads.setdefault((peer_id, game_id), _Upload())
+            up.add(n, time.monotonic())
 
     # -------------------------------------------------------------- writers
     def block(self, game_id: str) -> None:
@@ -107,7 +162,7 @@ class OutboundTransfers:
 
     # -------------------------------------------------------------- readers
     @asynccontextmanager
-    async def register(self, game_id: str) -> AsyncIterator[OutboundTransfer]:
+    async def register(self, game_id: str, peer_id: str = "") -> AsyncIterator[OutboundTransfer]:
         """Hold a live transfer of ``game_id`` for the duration of the block.
 
         The block runs inside the transfer's cancel scope: when a writer
@@ -118,7 +173,9 @@ class OutboundTransfers:
         """
         if self.is_blocked(game_id):
             raise TransferRefused(f"{game_id} is being changed on this peer and is not served now")
-        transfer = OutboundTransfer(game_id)
+        transfer = OutboundTransfer(
+            game_id, peer_id, on_sent=lambda n: self._sent(peer_id, game_id, n)
+        )
         self._live.setdefault(game_id, set()).add(transfer)
         self._changed()
         try:

@@ -198,7 +198,7 @@ async def _serve(conn: socket.socket, where: str, ctx: _Context, request_timeout
 
 async def _serve_grant(conn: socket.socket, where: str, ctx: _Context, grant: Grant) -> bool:
     """Send one redeemed grant; whether the connection may carry another."""
-    async with ctx.outbound.register(grant.game_id):
+    async with ctx.outbound.register(grant.game_id, grant.peer_id) as transfer:
         # registered first, checked second: see lanspread_core.dataplane.outbound
         root = ctx.resolve(grant)
         if inspect.isawaitable(root):
@@ -210,7 +210,14 @@ async def _serve_grant(conn: socket.socket, where: str, ctx: _Context, grant: Gr
             _blocking(conn, ctx.stall_timeout)
             send = partial(ctx.stream, conn, Path(root), grant)
         else:
-            send = partial(_send_blocking, conn, Path(root), grant.ranges, ctx.stall_timeout)
+            send = partial(
+                _send_blocking,
+                conn,
+                Path(root),
+                grant.ranges,
+                ctx.stall_timeout,
+                transfer.on_sent,
+            )
         sent = await _run_interruptible(send, partial(_shutdown, conn), ctx.limiter)
         if sent is None:  # a range was refused; the status frame said why
             return False
@@ -296,7 +303,11 @@ async def _run_interruptible(
 
 
 def _send_blocking(
-    conn: socket.socket, root: Path, ranges: Sequence[ByteRange], stall_timeout: float
+    conn: socket.socket,
+    root: Path,
+    ranges: Sequence[ByteRange],
+    stall_timeout: float,
+    on_sent: Callable[[int], None] = lambda n: None,
 ) -> int | None:
     """Check every range, send the status frame, then the ranges; bytes sent,
     or None when a range was refused (the status frame says why)."""
@@ -318,6 +329,7 @@ def _send_blocking(
             else:
                 _sendfile(conn, fd, r)
             sent += r.length
+            on_sent(r.length)
         return sent
     except (BlockingIOError, TimeoutError):  # the send timeout, as either OS gives it
         raise TimeoutError(f"the receiver took nothing for {stall_timeout:g} s") from None

@@ -106,6 +106,7 @@ class ConsoleView:
         self.peers_at = time.monotonic()
         self.games: list[dict[str, Any]] = []
         self.outbound: int | None = None
+        self.uploads: list[dict[str, Any]] = []
         self.progress = make_progress(console=console, auto_refresh=False)
         self.bars = OperationBars(self.progress)
         self.messages: collections.deque[tuple[str, str, str]] = collections.deque(maxlen=MESSAGES)
@@ -213,8 +214,9 @@ class ConsoleView:
             self.say(f"peer left: {_peer_name(peer)} ({event.reason or 'gone'})")
         elif isinstance(event, OutboundTransfers):
             self.outbound = event.count
+            self.uploads = event.uploads
             if not self.live_mode:
-                self.say(f"outbound transfers: {self.outbound}")
+                self.say(f"outbound transfers: {self.outbound}{uploading(self.uploads)}")
         elif isinstance(event, RuntimeFailed):
             self.error(failure(event))
         elif isinstance(event, OpEvent):
@@ -340,6 +342,7 @@ class ConsoleView:
         text.append(f" · {plural(len(self.peers), 'peer')} · serving {serving}")
         if self.outbound is not None:
             text.append(f" · {plural(self.outbound, 'outbound transfer')}")
+            text.append(uploading(self.uploads if self.outbound else []))
         if stopped:
             text.append(
                 " · failed" if self.handle.failure else " · stopped",
@@ -415,3 +418,15 @@ def _stderr_handlers() -> list[logging.StreamHandler]:  # type: ignore[type-arg]
         and not isinstance(h, logging.FileHandler)
         and getattr(h, "stream", None) in (sys.stderr, sys.__stderr__)
     ]
+
+
+def uploading(uploads: list[dict[str, Any]]) -> str:
+    """`` (aurora to bob 11.2 MB/s, ...)`` for the uploads an event listed; or nothing."""
+    if not uploads:
+        return ""
+    parts = [
+        f"{u.get('game_id', '?')} to {u.get('name') or str(u.get('peer_id', '?'))[:8]}"
+        f" {size(int(u.get('rate') or 0))}/s"
+        for u in uploads
+    ]
+    return " (" + ", ".join(parts) + ")"

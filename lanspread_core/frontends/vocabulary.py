@@ -100,6 +100,9 @@ def availability(entry: Mapping[str, Any]) -> str:
     active = entry.get("active")
     if active:
         return "Downloading" if active == "download" else f"Busy — {DOING.get(active, active)}"
+    paused = entry.get("paused")
+    if isinstance(paused, Mapping) and paused.get("total"):
+        return paused_words(int(paused.get("bytes") or 0), int(paused["total"]))
     state = entry.get("availability")
     n = holders(entry)
     if state == "remote":
@@ -108,6 +111,15 @@ def availability(entry: Mapping[str, Any]) -> str:
     if state in ("absent", "outdated") and n:
         words += f" — available from {plural(n, 'peer')}"
     return words
+
+
+def paused_words(done: int, total: int) -> str:
+    """A paused download: ``Paused — 51 %, 1.2 of 2.3 GiB``."""
+    return f"Paused — {100 * done // total} %, {gib(done)} of {gib(total)} GiB"
+
+
+def gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f}"
 
 
 def sharing(entry: Mapping[str, Any]) -> str:

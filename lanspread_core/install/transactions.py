@@ -37,6 +37,7 @@ from lanspread_core.library.layout import (
     OWNED_MARKER,
     SENTINEL,
     SENTINEL_DISCARDED,
+    SENTINEL_TMP,
     game_root,
     is_downloaded,
     is_installed,
@@ -382,6 +383,8 @@ class Transactions:
                 reserved = (child / INSTALLING).exists() or (child / BACKUP).exists()
                 if child.is_dir() and not child.is_symlink() and reserved:
                     games.add(child.name)
+                if child.is_dir() and not child.is_symlink():
+                    done.extend(_sweep_sentinel_scratch(child))
         for game_id in sorted(games):
             try:
                 self.root(game_id)
@@ -455,3 +458,15 @@ class Transactions:
         for note in notes:
             log.info("recovery: %s", note)
         return notes
+
+
+def _sweep_sentinel_scratch(root: Path) -> list[str]:
+    """Remove the sentinel's scratch files a stopped download left (reserved names:
+    only a download writes them, and none runs while the peer recovers)."""
+    notes = []
+    for name in (SENTINEL_TMP, SENTINEL_DISCARDED):
+        path = root / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            notes.append(f"{root.name}: removed {name} left by a stopped download")
+    return notes

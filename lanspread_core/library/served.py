@@ -1,7 +1,10 @@
 """What this peer tells others it serves: snapshots, deltas and a digest.
 
-Only games that are Ready are listed: in the catalog, downloaded at the
+Only games that are Ready are listed whole: in the catalog, downloaded at the
 catalog version, with no operation active. ``local/`` is never part of it.
+A game this peer is downloading is listed as *partial*, with the have-map of
+the chunks it has verified against the agreed manifest, so the crowd
+downloading the same game feeds itself (swarming).
 A short history of past listings lets a peer that is a few revisions behind
 get a delta; one that is further behind (a gap) gets a full snapshot.
 """
@@ -39,13 +42,33 @@ class ServedLibrary:
         self.peer_id = peer_id
         self.rev = 0
         self.games: dict[str, GameInfo] = {}
+        self._whole: dict[str, GameInfo] = {}
+        self._partial: dict[str, GameInfo] = {}
         self._history: collections.OrderedDict[int, dict[str, GameInfo]] = collections.OrderedDict()
 
     def update(self, rev: int, games: list[GameState]) -> bool:
-        """Record the listing at ``rev``; True when what is served changed."""
-        listing = served_games(games)
+        """Record the library's listing at ``rev``; True when what is served changed."""
+        self._whole = served_games(games)
+        return self._publish(rev)
+
+    def set_partial(self, game_id: str, info: GameInfo | None) -> bool:
+        """List ``game_id`` as partial (``info.have`` set) or stop; True when it changed."""
+        if info is None:
+            self._partial.pop(game_id, None)
+        else:
+            self._partial[game_id] = info
+        return self._publish(self.rev)
+
+    def partial(self, game_id: str) -> GameInfo | None:
+        """What this peer serves of ``game_id`` while downloading it, if anything."""
+        info = self.games.get(game_id)
+        return info if info is not None and info.partial else None
+
+    def _publish(self, rev: int) -> bool:
+        listing = {**self._partial, **self._whole}  # a whole game is never partial too
         changed = listing != self.games
-        self.rev = max(self.rev, rev)
+        # the rev moves with the library's, and past it when only partials changed
+        self.rev = rev if rev > self.rev else self.rev + (1 if changed else 0)
         self.games = listing
         self._history[self.rev] = listing
         while len(self._history) > HISTORY:

@@ -20,25 +20,29 @@ from lanspread_core.install import localfiles
 from lanspread_core.install.transactions import Transactions
 from lanspread_core.library.catalog import Catalog
 from lanspread_core.library.index import Library
-from lanspread_core.library.layout import game_root
+from lanspread_core.library.layout import game_root, is_downloaded
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
+from lanspread_core.library.statedir import StateDir
 from lanspread_core.library.versionini import check_version_file
 from lanspread_core.runtime.operations import (
     Workshop,
     download_body,
+    paused_record,
     stream_install_body,
     transaction,
 )
 from lanspread_core.runtime.runner import OperationRunner
 from lanspread_core.runtime.supervisor import Supervisor
 from lanspread_core.runtime.sync import PeerSync
+from lanspread_core.transfer import resume
 
 
 class Peer(Protocol):
     """What the commands use of the running peer (and nothing more)."""
 
     config: PeerConfig
+    state: StateDir
     catalog: Catalog
     library: Library
     served: ServedLibrary
@@ -51,6 +55,8 @@ class Peer(Protocol):
     def ready_event(self) -> Ready: ...
 
     def active(self) -> list[dict[str, str]]: ...
+
+    def uploads(self) -> list[dict[str, Any]]: ...
 
     def workshop(self) -> Workshop: ...
 
@@ -117,6 +123,7 @@ async def status(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
         "games": len(games),
         "serving": sorted(rt.served.games),
         "active": rt.active(),
+        "uploads": rt.uploads(),
         "services": {
             name: {"running": s.running, "restarts": s.restarts, "last_error": s.last_error}
             for name, s in rt.supervisor.services.items()
@@ -133,13 +140,16 @@ def games_view(rt: Peer) -> list[dict[str, Any]]:
     """Local and remote games together: each with its state here and who serves it."""
     local = {g.id: g.to_json() for g in rt.library.games()}
     holders: dict[str, list[str]] = {}
+    partial: dict[str, list[str]] = {}
     for peer in rt.sync.table.all():
         for gid, info in peer.games.items():
             cat = rt.catalog.get(gid)
             if cat is None or cat.version == info.version:
-                holders.setdefault(gid, []).append(peer.peer_id)
+                into = partial if info.partial else holders
+                into.setdefault(gid, []).append(peer.peer_id)
     view = []
-    for gid in sorted(local.keys() | holders.keys()):
+    paused_ids = resume.paused_games(rt.state.game_dir(""))
+    for gid in sorted(local.keys() | holders.keys() | partial.keys() | paused_ids):
         cat = rt.catalog.get(gid)
         entry = local.get(gid) or {
             "id": gid,
@@ -153,7 +163,16 @@ def games_view(rt: Peer) -> list[dict[str, Any]]:
             "manifest_hash": None,
         }
         entry["peers"] = holders.get(gid, [])
+        if gid in partial:  # downloading it too: they serve what they verified
+            entry["partial_peers"] = partial[gid]
         entry["active"] = rt.ops.kind_of(gid)
+        paused = None if entry["active"] else resume.load(paused_record(rt.state, gid))
+        if paused is not None:
+            entry["paused"] = {
+                "version": paused.version,
+                "bytes": paused.done,
+                "total": paused.total,
+            }
         view.append(entry)
     return view
 
@@ -221,6 +240,10 @@ def _operation(kind: OpKind) -> Handler:
         wait = _flag(cmd, "wait", False)
         game_root(rt.config.games_dir, gid)  # a bad id fails now, not as a later event
         ws = rt.workshop()
+        if kind is OpKind.REMOVE_DOWNLOAD and not rt.ops.kind_of(gid):
+            root = game_root(rt.config.games_dir, gid)
+            if not is_downloaded(root) and (discarded := await _discard_paused(rt, gid)):
+                return {"game_id": gid, "op": str(kind), "discarded": discarded}
         if kind is OpKind.UPDATE and _newer_on_peers(rt, gid):
             return await rt.runner.run(OpKind.DOWNLOAD, gid, download_body(ws, gid, True), wait)
         rt.tx.require_root(gid)  # a missing game fails now too
@@ -255,9 +278,29 @@ async def stream_install(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
 @command("cancel")
 async def cancel(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")
-    if not rt.runner.cancel(gid):
-        raise LanspreadError(f"nothing to cancel for {gid}")
-    return {"game_id": gid, "cancelling": True}
+    discard = _flag(cmd, "discard", False)
+    if rt.runner.cancel(gid, discard=discard):
+        return {"game_id": gid, "cancelling": True, "discard": discard}
+    if discard and not rt.ops.kind_of(gid) and (discarded := await _discard_paused(rt, gid)):
+        return {"game_id": gid, "discarded": discarded}
+    if resume.load(paused_record(rt.state, gid)) is not None:
+        raise LanspreadError(
+            f"the download of {gid} is paused, not running; 'cancel --discard' deletes"
+            " what it fetched, 'download' resumes it"
+        )
+    raise LanspreadError(f"nothing to cancel for {gid}")
+
+
+async def _discard_paused(rt: Peer, gid: str) -> int | None:
+    """Delete a paused download of ``gid`` (no operation may run); its bytes, or None."""
+    record_path = paused_record(rt.state, gid)
+    paused = resume.load(record_path)
+    if paused is None:
+        return None
+    root = game_root(rt.config.games_dir, gid)
+    await anyio.to_thread.run_sync(resume.discard_paused, root, paused)
+    resume.remove(record_path)
+    return paused.done
 
 
 @command("set-game-dir")

@@ -27,6 +27,7 @@ from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.plugin.registry import Registry
 from lanspread_core.plugin.selection import choose
+from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.transfer.streamsend import send_stream
 from lanspread_core.wire.messages import (
@@ -68,6 +69,7 @@ class Serving(Protocol):
     outbound: OutboundTransfers
     tokens: TransferTokens
     sync: PeerSync
+    swarm: Swarm
 
     def greeting(self, cls: type[Hello] | type[HelloAck]) -> Hello | HelloAck: ...
 
@@ -131,7 +133,10 @@ class RequestHandlers:
         info = self.peer.served.games.get(game_id)
         if info is None:
             return Error.of("not_found", f"{game_id} is not served by this peer")
-        manifest = await anyio.to_thread.run_sync(self.peer.library.manifest, game_id)
+        if info.partial:  # downloading it: the agreed manifest it fetches by
+            manifest = self.peer.swarm.manifest(game_id)
+        else:
+            manifest = await anyio.to_thread.run_sync(self.peer.library.manifest, game_id)
         if manifest is None or manifest.manifest_hash != info.manifest_hash:
             return Error.of("unavailable", f"{game_id} is changing on this peer; try again")
         return GameManifest(game_id, info.version, manifest.to_json())
@@ -141,6 +146,12 @@ class RequestHandlers:
         peer = self.peer
         game_id = request.game_id
         info = peer.served.games.get(game_id)
+        if info is not None and info.partial and not peer.outbound.is_blocked(game_id):
+            refusal = peer.swarm.refusal(game_id, request.ranges)
+            if refusal is not None:
+                return Error.of("unavailable", refusal)
+            token = peer.tokens.issue(game_id, request.peer_id, request.ranges, ttl=TOKEN_TTL)
+            return TransferGrant(token, peer.config.data_port, TOKEN_TTL)
         if info is None or peer.outbound.is_blocked(game_id) or peer.ops.kind_of(game_id):
             return Error.of("unavailable", f"{game_id} is not served by this peer now")
         manifest = await anyio.to_thread.run_sync(peer.library.manifest, game_id)
@@ -158,7 +169,8 @@ class RequestHandlers:
 
     async def stream_install(self, request: StreamInstall, remote: Remote) -> Message:
         peer = self.peer
-        if request.game_id not in peer.served.games or peer.ops.kind_of(request.game_id):
+        info = peer.served.games.get(request.game_id)
+        if info is None or info.partial or peer.ops.kind_of(request.game_id):
             return Error.of("unavailable", f"{request.game_id} is not served by this peer now")
         token = peer.tokens.issue(
             request.game_id, request.peer_id, (), ttl=TOKEN_TTL, kind="stream"
@@ -173,9 +185,12 @@ class RequestHandlers:
     def resolve_transfer(self, grant: Grant) -> Path:
         """Checked after the transfer is registered, so a writer cannot slip in between."""
         peer = self.peer
-        if grant.game_id not in peer.served.games or peer.ops.kind_of(grant.game_id):
-            raise TransferRefused(f"{grant.game_id} is not served by this peer now")
-        return peer.config.games_dir / grant.game_id
+        info = peer.served.games.get(grant.game_id)
+        if info is not None and not info.partial and not peer.ops.kind_of(grant.game_id):
+            return peer.config.games_dir / grant.game_id
+        if info is not None and info.partial and peer.swarm.serves(grant):
+            return peer.config.games_dir / grant.game_id
+        raise TransferRefused(f"{grant.game_id} is not served by this peer now")
 
     def send_stream(self, conn: socket.socket, root: Path, grant: Grant) -> int:
         """Worker thread: this peer's provider (``--provider``) streams the root."""

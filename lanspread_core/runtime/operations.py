@@ -31,11 +31,15 @@ from lanspread_core.events import (
 from lanspread_core.install.transactions import Outcome, TransactionError, Transactions
 from lanspread_core.library.catalog import Catalog
 from lanspread_core.library.layout import is_downloaded, is_installed
+from lanspread_core.library.manifest import Manifest
 from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.statedir import StateDir
 from lanspread_core.library.versionini import check_version_file
 from lanspread_core.runtime.runner import OperationBody, OperationRunner
+from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.system.diskspace import NotEnoughSpace, check_free_space
 from lanspread_core.transfer.download import Download, DownloadJob
+from lanspread_core.transfer.resume import RECORD
 from lanspread_core.transfer.sources import (
     AllSourcesGone,
     PeerAccess,
@@ -59,9 +63,16 @@ class Workshop:
     outbound: OutboundTransfers
     peers: PeerAccess
     runner: OperationRunner
+    state: StateDir
+    swarm: Swarm
 
     def publish(self, event: Event) -> None:
         self.runner.publish(event)
+
+
+def paused_record(state: StateDir, game_id: str) -> Path:
+    """Where a download of ``game_id`` records its verified chunks for a resume."""
+    return state.game_dir(game_id) / RECORD
 
 
 def transaction(ws: Workshop, kind: OpKind, game_id: str) -> OperationBody:
@@ -98,13 +109,39 @@ def download_body(ws: Workshop, game_id: str, install: bool) -> OperationBody:
     if is_downloaded(root) and check_version_file(root) == cat.version:
         raise CommandError(f"{game_id} {cat.version} is already downloaded")
     trusted = cat.hashes.get("manifest") or None
+    version = cat.version
+
+    def serve_verified(manifest: Manifest, verified: frozenset[int]) -> None:
+        ws.swarm.update(game_id, version, manifest, verified)
 
     async def body(token: CancelToken) -> dict[str, Any]:
-        job = DownloadJob(game_id, cat.version, install, token.event, trusted)
+        job = DownloadJob(
+            game_id,
+            version,
+            install,
+            token.event,
+            trusted,
+            record=paused_record(ws.state, game_id),
+            discard=lambda: ws.runner.discarding(game_id),
+        )
         ws.ops.begin(game_id, OpKind.DOWNLOAD)
         try:
+            # uploads of the version being replaced end before its files change;
+            # from now on only the verified chunks of the new one are served
             async with ws.outbound.exclusive(game_id):
-                result = await Download(job, ws.games_dir, ws.peers, ws.publish).run()
+                pass
+            download = Download(
+                job,
+                ws.games_dir,
+                ws.peers,
+                ws.publish,
+                on_verified=serve_verified,
+                quiesce=lambda: ws.outbound.exclusive(game_id),
+            )
+            try:
+                result = await download.run()
+            finally:
+                ws.swarm.end(game_id)
         finally:
             ws.ops.end(game_id)
         if install:

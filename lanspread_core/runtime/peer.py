@@ -49,6 +49,7 @@ from lanspread_core.runtime.handlers import RequestHandlers
 from lanspread_core.runtime.operations import Workshop
 from lanspread_core.runtime.runner import OperationRunner
 from lanspread_core.runtime.supervisor import Policy, RequiredServiceFailed, Supervisor
+from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.wire.messages import PROTO_VER, Hello, HelloAck
 
@@ -152,6 +153,7 @@ class PeerRuntime:
         self.library: Library
         self.tx: Transactions
         self.served: ServedLibrary
+        self.swarm: Swarm
         self.sync: PeerSync
         self.supervisor: Supervisor
         self.endpoint: ControlEndpoint | None = None
@@ -174,6 +176,7 @@ class PeerRuntime:
     async def _run(self, task_status: anyio.abc.TaskStatus[PeerRuntimeHandle]) -> None:
         self.identity = await anyio.to_thread.run_sync(load_or_create_identity, self.state)
         self.served = ServedLibrary(self.identity.peer_id)
+        self.swarm = Swarm(self.served, self._served_changed)
         self.sync = PeerSync(
             self.identity.peer_id,
             ControlPool(),
@@ -364,6 +367,8 @@ class PeerRuntime:
             outbound=self.outbound,
             peers=self.sync,
             runner=self.runner,
+            state=self.state,
+            swarm=self.swarm,
         )
 
     # --------------------------------------------------------------- library
@@ -383,9 +388,13 @@ class PeerRuntime:
         served_changed = self.served.update(rev, games)
         self.bus.publish(self.library_event())
         if served_changed:
-            for disc in self._discovery:
-                self._tg.start_soon(self._update_discovery, disc)
-            self.sync.ping_all()
+            self._served_changed()
+
+    def _served_changed(self) -> None:
+        """Tell the other peers at once (discovery, and a ping carrying the new rev)."""
+        for disc in self._discovery:
+            self._tg.start_soon(self._update_discovery, disc)
+        self.sync.ping_all()
 
     async def _update_discovery(self, disc: Any) -> None:
         try:
@@ -404,7 +413,16 @@ class PeerRuntime:
         return LibraryChanged(rev, [g.to_json() for g in games], self.active())
 
     def _outbound_count(self, count: int) -> None:
-        self.bus.publish(OutboundEvent(count))
+        self.bus.publish(OutboundEvent(count, self.uploads()))
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """Who downloads from this peer lately: peer (by name), game, bytes and rate."""
+        table = self.sync.table if hasattr(self, "sync") else None
+        out = []
+        for up in self.outbound.uploads():
+            known = table.get(up["peer_id"]) if table is not None else None
+            out.append({**up, "name": known.name if known is not None else ""})
+        return out
 
     async def set_game_dir(self, path: Path) -> None:
         if self.ops.snapshot():

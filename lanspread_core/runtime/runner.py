@@ -1,8 +1,8 @@
 """Running operations: one per game, with lifecycle events and progress.
 
 :class:`OperationRunner` starts an operation's body in the peer's task
-group, publishes its ``begin`` and its ending (``finished``, ``cancelled``
-or ``failed``; a download whose sources all left says so first),
+group, publishes its ``begin`` and exactly one ending (``finished``,
+``cancelled``, ``failed``, or ``all-peers-gone`` when every source left),
 keeps the cancel token a ``cancel`` command sets, and hands worker threads a
 progress callback that publishes at most four events a second.
 """
@@ -49,6 +49,7 @@ class OperationRunner:
         self.ops = ops
         self.publish = publish
         self.cancels: dict[str, CancelToken] = {}
+        self._discard: set[str] = set()
         self._tg: anyio.abc.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -80,13 +81,23 @@ class OperationRunner:
 
         return progress
 
-    def cancel(self, game_id: str) -> bool:
-        """Ask the operation on ``game_id`` to stop; False when none runs."""
+    def cancel(self, game_id: str, *, discard: bool = False) -> bool:
+        """Ask the operation on ``game_id`` to stop; False when none runs.
+
+        :param discard: a download then removes what it fetched instead of
+            keeping it for a resume.
+        """
         token = self.cancels.get(game_id)
         if token is None:
             return False
+        if discard:
+            self._discard.add(game_id)
         token.cancel()
         return True
+
+    def discarding(self, game_id: str) -> bool:
+        """Whether the operation on ``game_id`` was cancelled with ``discard``."""
+        return game_id in self._discard
 
     async def run(self, kind: OpKind, game_id: str, body: OperationBody, wait: bool) -> Result:
         """Run one operation on ``game_id`` with lifecycle events; optionally wait for it."""
@@ -111,15 +122,16 @@ class OperationRunner:
                 self.publish(OpCancelled(kind, game_id, error))
             except LanspreadError as exc:
                 result = {**base, "error": str(exc)}
-                if isinstance(exc, AllSourcesGone):
-                    self.publish(OpAllPeersGone(kind, game_id, str(exc)))
-                self.publish(OpFailed(kind, game_id, str(exc)))
+                # one ending per operation: all-peers-gone is a kind of failure
+                ending = OpAllPeersGone if isinstance(exc, AllSourcesGone) else OpFailed
+                self.publish(ending(kind, game_id, str(exc)))
             except Exception as exc:  # a bug must not take the peer down
                 log.exception("%s of %s failed", kind, game_id)
                 result = {**base, "error": f"internal error: {exc}"}
                 self.publish(OpFailed(kind, game_id, result["error"]))
             finally:
                 self.cancels.pop(game_id, None)
+                self._discard.discard(game_id)
                 done.set()
 
         self._tg.start_soon(runner)

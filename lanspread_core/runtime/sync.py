@@ -91,11 +91,13 @@ class PeerSync:
     def self_id(self) -> str:
         return self._self_id
 
-    def holders(self, game_id: str, version: str) -> list[Source]:
+    def holders(self, game_id: str, version: str, *, partial: bool = False) -> list[Source]:
         return [
             p
             for p in self.table.all()
-            if game_id in p.games and p.games[game_id].version == version
+            if (info := p.games.get(game_id)) is not None
+            and info.version == version
+            and (partial or not info.partial)
         ]
 
     def is_present(self, peer_id: str) -> bool:

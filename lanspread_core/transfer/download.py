@@ -15,8 +15,18 @@
 3. Commit ``version.ini`` last (``.version.ini.tmp``, fsync, rename), remove
    archives the new version no longer has, then install unless told not to.
 
-Cancel stops between chunks and removes the download's payload, keeping
-``local/``. When every source is gone the download ends with its own event.
+Swarming: sources are every peer that holds the agreed manifest, whole or
+partial (a peer downloading the same game lists the chunks it has verified).
+The set of sources and their have-maps are re-read twice a second, so a
+peer that starts downloading after us becomes a source as soon as it holds
+something, and the planner takes each chunk rarest first. This download's own
+verified chunks are reported (``on_verified``) so the runtime can serve them.
+
+A refusal (a busy source, an expired grant) is retried with back-off; a
+source is dropped only when it is gone, sent bad data, or refused for a
+whole minute. Cancel, a failure and a stop all keep the verified chunks and
+record them (:mod:`~lanspread_core.transfer.resume`); only a discard (``cancel
+--discard``) removes the payload, keeping ``local/``.
 """
 
 from __future__ import annotations
@@ -26,11 +36,13 @@ import contextlib
 import logging
 import os
 import queue
+import random
 import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -56,6 +68,7 @@ from lanspread_core.library.manifest import ChunkRange, Manifest, chunk_ranges
 from lanspread_core.system.atomic import write_atomic
 from lanspread_core.system.diskspace import check_free_space
 from lanspread_core.system.portable import fsync_dir
+from lanspread_core.transfer import resume
 from lanspread_core.transfer.planner import Planner
 from lanspread_core.transfer.sources import (
     AllSourcesGone,
@@ -64,6 +77,8 @@ from lanspread_core.transfer.sources import (
     Source,
     agreed_sources,
 )
+from lanspread_core.wire import havemap
+from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.messages import ByteRange, OpenTransfer, TransferGrant
 
 log = logging.getLogger(__name__)
@@ -76,6 +91,17 @@ STREAMS_PER_SOURCE = 2
 #: batches requested on a stream at once: the one arriving and the next
 PIPELINE = 2
 SOURCE_TIMEOUT = 15.0
+#: how often the sources and their have-maps are re-read (swarming)
+REFRESH_INTERVAL = 0.5
+#: back-off after a refusal: first and longest wait
+BACKOFF_FIRST = 0.2
+BACKOFF_MAX = 2.0
+#: a source that refused everything for this long is dropped
+REFUSING_GIVE_UP = 60.0
+#: no live source holds a missing chunk for this long: the download stops
+STARVED_GIVE_UP = 10.0
+#: how often the verified chunks are written to the resume record
+RECORD_INTERVAL = 1.0
 
 
 @dataclass
@@ -86,6 +112,14 @@ class DownloadJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     #: the manifest hash the catalog trusts for this version (it decides, not a vote)
     trusted: str | None = None
+    #: where the verified chunks are recorded for a resume (None: not recorded)
+    record: Path | None = None
+    #: asked on a stop: remove the payload instead of keeping it for a resume
+    discard: Callable[[], bool] = lambda: False
+
+
+class _Refused(DownloadError):
+    """A source said no for now (busy, changing, an expired grant): ask again later."""
 
 
 @dataclass
@@ -113,13 +147,25 @@ class Download:
         games_dir: Path,
         peers: PeerAccess,
         publish: Callable[[Event], None],
+        on_verified: Callable[[Manifest, frozenset[int]], None] | None = None,
+        quiesce: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.job = job
         self.games_dir = games_dir
         self.peers = peers
         self._publish = publish
+        self._on_verified = on_verified
+        #: stops (and waits for) uploads of this game's chunks before a discard
+        self._quiesce = quiesce
         self.root = game_root(games_dir, job.game_id)
         self.created_root = False
+        self.manifest: Manifest | None = None
+        self.chunks: list[ChunkRange] = []
+        #: chunks already verified on disk when this run started (a resume)
+        self.resumed: set[int] = set()
+        self._refusing_since: dict[str, float] = {}
+        self._starved_since: float | None = None
+        self._sources: dict[str, Source] = {}
         self.files: DownloadFiles | None = None
         self.planner: Planner | None = None
         self._started = time.monotonic()
@@ -135,10 +181,11 @@ class Download:
     # ---------------------------------------------------------------- run
     async def run(self) -> dict[str, Any]:
         job = self.job
-        manifest, sources = await agreed_sources(self.peers, job.game_id, job.version, job.trusted)
-        await anyio.to_thread.run_sync(
-            check_free_space, self.games_dir, manifest.total_size, f"download {job.game_id}"
+        manifest, sources = await agreed_sources(
+            self.peers, job.game_id, job.version, job.trusted, partial=True
         )
+        self.manifest = manifest
+        self.chunks = chunk_ranges(manifest)
         self._publish(
             DownloadSources(
                 job.game_id, manifest.total_size, [p.peer_id for p in sources], job.version
@@ -146,37 +193,60 @@ class Download:
         )
         try:
             await anyio.to_thread.run_sync(self._prepare, manifest)
+            missing = manifest.total_size - sum(self.chunks[i].length for i in self.resumed)
+            await anyio.to_thread.run_sync(
+                check_free_space, self.games_dir, missing, f"download {job.game_id}"
+            )
             await self._fetch_all(manifest, sources)
             await anyio.to_thread.run_sync(self._commit, manifest)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._discard)
+                if self.job.discard() and self._quiesce is not None:
+                    async with self._quiesce():
+                        await anyio.to_thread.run_sync(self._stop)
+                else:
+                    await anyio.to_thread.run_sync(self._stop)
             raise
         elapsed = time.monotonic() - self._started
+        sources_of = self.planner.sources if self.planner else {}
+        fetched = sum(s.bytes for s in sources_of.values())
         result = {
             "game_id": job.game_id,
             "version": job.version,
-            "bytes": manifest.total_size,
+            # what this run fetched; with "resumed" (already on disk) it makes "total"
+            "bytes": fetched,
+            "total": manifest.total_size,
+            "resumed": manifest.total_size - fetched,
             "seconds": round(elapsed, 3),
-            "rate": manifest.total_size / elapsed if elapsed else 0.0,
+            "rate": fetched / elapsed if elapsed else 0.0,
             # the byte-moving phase alone, after manifests were agreed and files sized
             "transfer_seconds": round(self._transfer_seconds, 3),
-            "peers": {
-                pid: s.bytes for pid, s in (self.planner.sources.items() if self.planner else ())
-            },
+            # verified bytes by source: they add up to "bytes"
+            "peers": {pid: s.bytes for pid, s in sources_of.items()},
+            # end-game copies that arrived second, by source (not part of "bytes")
+            "duplicates": {pid: s.duplicate for pid, s in sources_of.items() if s.duplicate},
         }
         return result
 
     # ------------------------------------------------------------ disk side
     def _prepare(self, manifest: Manifest) -> None:
+        record = resume.load(self.job.record) if self.job.record else None
         if not self.root.exists():
             self.root.mkdir(parents=True)
             self.created_root = True
+        elif record is not None:
+            self.created_root = record.created_root
         if is_downloaded(self.root):
             # the old version stops being "downloaded" now; it is not restored on failure
             os.replace(self.root / SENTINEL, self.root / SENTINEL_DISCARDED)
             fsync_dir(self.root)
+        self.resumed = resume.verified_on_disk(record, self.root, manifest, self.chunks)
+        if record is not None and not self.resumed and self.job.record:
+            resume.remove(self.job.record)  # another version's chunks: they are overwritten
         self.files = DownloadFiles(self.root, manifest)
+        with self._lock:
+            self._verified = set(self.resumed)
+            self._bytes_live = sum(self.chunks[i].length for i in self.resumed)
 
     def _commit(self, manifest: Manifest) -> None:
         assert self.files is not None
@@ -193,9 +263,50 @@ class Download:
         write_atomic(self.root / SENTINEL, f"{self.job.version}\n".encode(), SENTINEL_TMP)
         with contextlib.suppress(FileNotFoundError):
             (self.root / SENTINEL_DISCARDED).unlink()
+        if self.job.record:
+            resume.remove(self.job.record)
+
+    def _stop(self) -> None:
+        """The download ends before its commit: keep what verified, or discard it."""
+        with self._lock:
+            verified = set(self._verified)
+        files = self.files
+        if self.job.discard() or self.job.record is None or files is None or not verified:
+            self._discard()
+            return
+        files.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / SENTINEL_TMP).unlink()
+        self._save_record()
+        log.info(
+            "%s paused with %d of %d chunks verified",
+            self.job.game_id,
+            len(verified),
+            len(self.chunks),
+        )
+
+    def _save_record(self) -> None:
+        if self.job.record is None or self.manifest is None:
+            return
+        with self._lock:
+            verified = set(self._verified)
+        try:
+            resume.save(
+                self.job.record,
+                self.root,
+                self.job.version,
+                self.manifest,
+                verified,
+                self.chunks,
+                self.created_root,
+            )
+        except OSError as exc:  # a resume costs more then; the download goes on
+            log.warning("cannot record the progress of %s: %s", self.job.game_id, exc)
 
     def _discard(self) -> None:
         """Remove the payload; keep ``local/`` and anything that is not the download's."""
+        if self.job.record:
+            resume.remove(self.job.record)
         if self.files is not None:
             self.files.close()
             self.files.remove_payload()
@@ -207,22 +318,32 @@ class Download:
 
     # ------------------------------------------------------------ transfers
     async def _fetch_all(self, manifest: Manifest, sources: list[Source]) -> None:
-        chunks = chunk_ranges(manifest)
+        chunks = self.chunks
         # ChunkRange.index counts within a file; the planner counts across the game
         self._global = {(c.path, c.offset): i for i, c in enumerate(chunks)}
-        planner = Planner(chunks, [p.peer_id for p in sources], streams=STREAMS_PER_SOURCE)
+        planner = Planner(chunks, [], streams=STREAMS_PER_SOURCE, done=self.resumed)
         self.planner = planner
         # a thread per stream for the whole download, apart from the shared pool
-        receivers = anyio.CapacityLimiter(len(sources) * STREAMS_PER_SOURCE)
+        receivers = anyio.CapacityLimiter(1000)
         total = manifest.total_size
         outcome: LanspreadError | None = None
         async with anyio.create_task_group() as tg:
             self._transfer_started = time.monotonic()
-            for peer in sources:
+
+            def join(peer: Source, have: frozenset[int] | None) -> None:
+                self._sources[peer.peer_id] = peer
+                planner.add_source(peer.peer_id, have)
                 for _ in range(STREAMS_PER_SOURCE):
-                    tg.start_soon(self._worker, peer, planner, receivers)
+                    tg.start_soon(self._stream, peer, planner, receivers)
+
+            for peer in sources:
+                join(peer, self._have_of(peer))
             tg.start_soon(self._progress_loop, planner, total)
+            refreshed = time.monotonic()
             while not planner.finished and outcome is None:
+                if time.monotonic() - refreshed >= REFRESH_INTERVAL:
+                    refreshed = time.monotonic()
+                    self._refresh_sources(planner, join)
                 outcome = self._verdict(planner)
                 await anyio.sleep(0.05)
             self._stop_any.set()
@@ -231,6 +352,30 @@ class Download:
             raise outcome
         self._transfer_seconds = time.monotonic() - self._transfer_started
         self._emit_progress(planner, total)
+
+    def _have_of(self, peer: Source) -> frozenset[int] | None:
+        """The chunks ``peer`` offers of this download's manifest (None: all of them);
+        an empty set when it offers another manifest or nothing readable."""
+        assert self.manifest is not None
+        info = peer.games.get(self.job.game_id)
+        if info is None or info.manifest_hash != self.manifest.manifest_hash:
+            return frozenset()
+        try:
+            return havemap.decode(info.have, len(self.chunks))
+        except WireError:
+            return frozenset()
+
+    def _refresh_sources(
+        self, planner: Planner, join: Callable[[Source, frozenset[int] | None], None]
+    ) -> None:
+        """New holders become sources; partial sources' have-maps grow (swarming)."""
+        for peer in self.peers.holders(self.job.game_id, self.job.version, partial=True):
+            have = self._have_of(peer)
+            if peer.peer_id not in planner.sources:
+                if have is None or have:
+                    join(peer, have)
+            else:
+                planner.set_have(peer.peer_id, have)
 
     def _verdict(self, planner: Planner) -> LanspreadError | None:
         """Why the download must stop now, if it must."""
@@ -241,24 +386,48 @@ class Download:
         if not planner.live_sources():
             reasons = "; ".join(f"{pid[:8]}: {s.failed}" for pid, s in planner.sources.items())
             return AllSourcesGone(f"every peer serving {self.job.game_id} is gone ({reasons})")
+        starved = planner.starved()
+        if not starved:
+            self._starved_since = None
+        elif self._starved_since is None:
+            self._starved_since = time.monotonic()
+        elif time.monotonic() - self._starved_since > STARVED_GIVE_UP:
+            return AllSourcesGone(
+                f"no peer left holds {len(starved)} chunks of {self.job.game_id}"
+                f" (sources: {', '.join(pid[:8] for pid in planner.sources)})"
+            )
         return None
+
+    async def _stream(
+        self, peer: Source, planner: Planner, receivers: anyio.CapacityLimiter
+    ) -> None:
+        """One stream from ``peer`` for the whole download: after a refusal it waits
+        (back-off) and starts again on a fresh connection."""
+        delay = BACKOFF_FIRST
+        while not (planner.finished or planner.sources[peer.peer_id].failed):
+            if not await self._worker(peer, planner, receivers):
+                return
+            await anyio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, BACKOFF_MAX)
 
     async def _worker(
         self, peer: Source, planner: Planner, receivers: anyio.CapacityLimiter
-    ) -> None:
-        """One stream from ``peer``: batches back to back on one connection.
+    ) -> bool:
+        """One connection from ``peer``: batches back to back; True to try again later.
 
         A receiving thread takes requested batches from a queue and works
         through them without pause; this task keeps one batch requested
         ahead of the one arriving (asked for while it arrives), settles each
-        batch with the planner as it comes back, and ends the stream on the
-        first error.
+        batch with the planner as it comes back, and ends on the first error:
+        for good when the source is gone or sent bad data, for a while when it
+        refused.
         """
         source = planner.sources[peer.peer_id]
         link = DataLink(peer.host, timeout=SOURCE_TIMEOUT)
         todo: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         back_send, back = anyio.create_memory_object_stream[_Batch](PIPELINE)
         requested: deque[_Batch] = deque()
+        again = False
 
         def running() -> bool:
             return not (planner.finished or source.failed or self.job.cancel.is_set())
@@ -285,7 +454,7 @@ class Download:
                             requested.append(batch)
                             todo.put(batch)
                     except (LanspreadError, OSError) as exc:
-                        self._source_error(planner, peer.peer_id, exc)
+                        again = self._source_error(planner, peer.peer_id, exc)
                         break
                     if not requested:
                         await anyio.sleep(0.05)
@@ -293,6 +462,7 @@ class Download:
                     batch = await back.receive()
                     requested.popleft()
                     if not self._settle_batch(planner, peer.peer_id, batch):
+                        again = not source.failed
                         break
             except anyio.get_cancelled_exc_class():
                 self._stop_any.set()  # the receiving threads stop at their next chunk
@@ -304,6 +474,7 @@ class Download:
                         self._settle_batch(planner, peer.peer_id, await back.receive())
                         requested.popleft()
                 link.close()
+        return again and running()
 
     def _receive_loop(
         self, todo: queue.SimpleQueue[_Batch | None], hand_back: Callable[[_Batch], object]
@@ -329,20 +500,37 @@ class Download:
         """Report ``batch`` to the planner; whether the stream may go on."""
         good = self._settle(planner, peer_id, batch.results)
         planner.unfinished(peer_id, batch.indices)  # what it did not deliver
+        if good:
+            self._refusing_since.pop(peer_id, None)
         if batch.error is not None:
             self._source_error(planner, peer_id, batch.error)
             return False
         planner.sources[peer_id].note(good, batch.seconds)
         return True
 
-    def _source_error(self, planner: Planner, peer_id: str, exc: BaseException) -> None:
+    def _source_error(self, planner: Planner, peer_id: str, exc: BaseException) -> bool:
+        """Deal with a stream's error; True when the source may be asked again later.
+
+        A source is dropped only when it is gone, sent bad data (the planner
+        counts strikes), or has refused everything for :data:`REFUSING_GIVE_UP`:
+        a crowd makes sources busy and grants expire in queues, and that must
+        not fail a download.
+        """
         if isinstance(exc, Cancelled):
-            return
+            return False
         if isinstance(exc, DiskWriteError):  # our disk, not the source: the download fails
             planner.fatal = str(exc)
-            return
-        planner.source_failed(peer_id, str(exc))
-        log.info("source %s failed: %s", peer_id[:8], exc)
+            return False
+        if not self.peers.is_present(peer_id):
+            planner.source_failed(peer_id, "left the network")
+            return False
+        since = self._refusing_since.setdefault(peer_id, time.monotonic())
+        if time.monotonic() - since > REFUSING_GIVE_UP:
+            planner.source_failed(peer_id, f"kept refusing: {exc}")
+            log.info("source %s dropped: %s", peer_id[:8], exc)
+            return False
+        log.debug("source %s refused for now: %s", peer_id[:8], exc)
+        return True
 
     async def _ask(
         self, peer: Source, planner: Planner, link: DataLink, pipelined: bool
@@ -382,7 +570,8 @@ class Download:
         )
         reply = await self.peers.request(peer, request, SOURCE_TIMEOUT)
         if not isinstance(reply, TransferGrant):
-            raise DownloadError(f"{peer.peer_id[:8]} refused the transfer")
+            why = getattr(reply, "message", type(reply).__name__)
+            raise _Refused(f"{peer.peer_id[:8]} refused the transfer: {why}")
         return reply
 
     def _receive(self, batch: _Batch) -> None:
@@ -409,16 +598,38 @@ class Download:
         )
 
     async def _progress_loop(self, planner: Planner, total: int) -> None:
+        recorded = time.monotonic()
+        reported = -1
         while True:
             await anyio.sleep(PROGRESS_INTERVAL)
             self._emit_progress(planner, total)
+            with self._lock:
+                verified = frozenset(self._verified)
+            if self._on_verified is not None and self.manifest and len(verified) != reported:
+                reported = len(verified)
+                self._on_verified(self.manifest, verified)
+            if time.monotonic() - recorded >= RECORD_INTERVAL:
+                recorded = time.monotonic()
+                await anyio.to_thread.run_sync(self._save_record)
 
     def _emit_progress(self, planner: Planner, total: int) -> None:
         with self._lock:
             done = self._bytes_live  # every verified chunk passes on_chunk before the planner
         elapsed = max(1e-6, time.monotonic() - self._started)
         per_peer = {pid: round(s.recent_rate()) for pid, s in planner.sources.items()}
-        rate = sum(per_peer.values()) or done / elapsed
+        resumed = sum(self.chunks[i].length for i in self.resumed)
+        rate = sum(per_peer.values()) or (done - resumed) / elapsed
+        named = [
+            {
+                "peer_id": pid,
+                "name": getattr(self._sources.get(pid), "name", ""),
+                "rate": per_peer[pid],
+                "bytes": s.bytes,
+                "partial": s.have is not None,
+            }
+            for pid, s in planner.sources.items()
+            if not s.failed
+        ]
         self._publish(
             OpProgress(
                 OpKind.DOWNLOAD,
@@ -429,5 +640,6 @@ class Download:
                 eta=round((total - done) / rate, 1) if rate > 0 else None,
                 active_peers=len(planner.live_sources()),
                 peers=per_peer,
+                sources=named,
             )
         )

@@ -11,12 +11,21 @@ the end, an idle worker may take a chunk that another peer is still fetching
 (end-game), so one slow peer cannot hold up the last few percent: the chunk
 assigned most recently, which its holder will deliver last.
 
+Sources may be partial (swarming): a peer that is downloading the same game
+holds only some chunks, its *have-set*, which grows as it goes. Each chunk
+is taken from any source that has it, rarest first: among the chunks a
+source could send, it is asked for those the fewest live sources hold, so
+the first holder's uplink goes to what nobody else has yet. Ties are broken
+from a random start, so a crowd starting together does not all ask the seed
+for chunk 0.
+
 Every method runs on the event loop; workers report after each batch.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,7 +47,12 @@ ALPHA = 0.5
 class Source:
     peer_id: str
     rate: float = START_RATE
+    #: bytes this source delivered that verified first (they sum to the game)
     bytes: int = 0
+    #: bytes that verified but another source had already delivered (end-game)
+    duplicate: int = 0
+    #: the chunks it holds; None: all of them (a peer with the whole game)
+    have: frozenset[int] | None = None
     strikes: int = 0
     failed: str = ""
     busy: set[int] = field(default_factory=set)
@@ -47,8 +61,10 @@ class Source:
     def note(self, nbytes: int, seconds: float) -> None:
         if seconds > 0 and nbytes > 0:
             self.rate = ALPHA * (nbytes / seconds) + (1 - ALPHA) * self.rate
-        self.bytes += nbytes
         self.window.append((time.monotonic(), nbytes))
+
+    def holds(self, index: int) -> bool:
+        return self.have is None or index in self.have
 
     def recent_rate(self, span: float = 2.0) -> float:
         now = time.monotonic()
@@ -62,18 +78,61 @@ class DownloadFailed(Exception):
 
 
 class Planner:
-    def __init__(self, chunks: list[ChunkRange], peers: list[str], *, streams: int = 1) -> None:
-        """:param streams: how many streams fetch from each peer at once."""
+    def __init__(
+        self,
+        chunks: list[ChunkRange],
+        peers: list[str],
+        *,
+        streams: int = 1,
+        done: set[int] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """:param streams: how many streams fetch from each peer at once.
+        :param done: chunks already verified on disk (a resumed download).
+        :param seed: for the tie-breaking start (tests pass one)."""
         self.chunks = chunks
         self.streams = streams
-        self.pending: deque[int] = deque(range(len(chunks)))
-        self.done: set[int] = set()
+        self.done: set[int] = set(done or ())
+        start = random.Random(seed).randrange(len(chunks)) if chunks else 0
+        order = [*range(start, len(chunks)), *range(start)]
+        self.pending: deque[int] = deque(i for i in order if i not in self.done)
         self.attempts: dict[int, int] = {}
         self.excluded: dict[int, set[str]] = {}
         self.in_flight: dict[int, set[str]] = {}
         self.sources: dict[str, Source] = {p: Source(p) for p in peers}
         self.total = sum(c.length for c in chunks)
         self.fatal: str | None = None
+
+    # ------------------------------------------------------------- sources
+    def add_source(self, peer_id: str, have: frozenset[int] | None = None) -> None:
+        """A peer that joined the download (a new holder, often a partial one)."""
+        if peer_id not in self.sources:
+            self.sources[peer_id] = Source(peer_id, have=have)
+
+    def set_have(self, peer_id: str, have: frozenset[int] | None) -> None:
+        """What a partial source holds now (its have-map grows as it downloads)."""
+        source = self.sources.get(peer_id)
+        if source is not None:
+            source.have = have
+
+    def rarity(self, index: int) -> int:
+        """How many live sources hold chunk ``index``."""
+        return sum(1 for s in self.sources.values() if not s.failed and s.holds(index))
+
+    def starved(self) -> list[int]:
+        """Chunks still needed that no live source may send and none is fetching."""
+        live = self.live_sources()
+        return [
+            i
+            for i in range(len(self.chunks))
+            if i not in self.done
+            and not self.in_flight.get(i)
+            and not any(s.holds(i) and s.peer_id not in self.excluded.get(i, ()) for s in live)
+        ]
+
+    @property
+    def done_bytes(self) -> int:
+        return sum(self.chunks[i].length for i in self.done)
 
     # ------------------------------------------------------------- queries
     @property
@@ -95,24 +154,39 @@ class Planner:
             return []
         target = source.rate * BATCH_SECONDS
         cap = min(MAX_BATCH, self._fair_share(source))
-        batch: list[int] = []
-        budget = 0
-        skipped: list[int] = []
-        while self.pending and len(batch) < cap and (len(batch) < MIN_BATCH or budget < target):
-            index = self.pending.popleft()
-            if index in self.done:
-                continue
-            if peer_id in self.excluded.get(index, ()):
-                skipped.append(index)
-                continue
-            batch.append(index)
-            budget += self.chunks[index].length
-        self.pending.extendleft(reversed(skipped))
+        batch = self._rarest(source, cap, target)
         if not batch and endgame:
             batch = self._endgame(peer_id)
         for index in batch:
             self.in_flight.setdefault(index, set()).add(peer_id)
             source.busy.add(index)
+        return batch
+
+    def _rarest(self, source: Source, cap: int, target: float) -> list[int]:
+        """Up to ``cap`` chunks (about ``target`` bytes) ``source`` can send, rarest
+        first, in pending order among equals; taken out of ``pending``."""
+        peer_id = source.peer_id
+        candidates = [
+            i
+            for i in self.pending
+            if i not in self.done and source.holds(i) and peer_id not in self.excluded.get(i, ())
+        ]
+        if not candidates:
+            return []
+        partial = any(s.have is not None for s in self.live_sources())
+        rarity = {i: self.rarity(i) for i in candidates} if partial else {}
+        rarest = min(rarity.values()) if rarity else 0
+        batch: list[int] = []
+        budget = 0
+        for index in candidates:
+            if len(batch) >= cap or (len(batch) >= MIN_BATCH and budget >= target):
+                break
+            if rarity and rarity[index] != rarest:
+                continue
+            batch.append(index)
+            budget += self.chunks[index].length
+        taken = set(batch)
+        self.pending = deque(i for i in self.pending if i not in taken and i not in self.done)
         return batch
 
     def _fair_share(self, source: Source) -> int:
@@ -123,8 +197,9 @@ class Planner:
 
     def _endgame(self, peer_id: str) -> list[int]:
         """Duplicate the chunk another peer will deliver last, if any."""
+        source = self.sources[peer_id]
         for index, holders in reversed(self.in_flight.items()):
-            if index in self.done or peer_id in holders:
+            if index in self.done or peer_id in holders or not source.holds(index):
                 continue
             if peer_id in self.excluded.get(index, ()):
                 continue
@@ -132,9 +207,17 @@ class Planner:
         return []
 
     # ------------------------------------------------------------- results
-    def chunk_ok(self, peer_id: str, index: int) -> None:
+    def chunk_ok(self, peer_id: str, index: int) -> bool:
+        """A verified chunk from ``peer_id``; True when it was the first copy."""
+        first = index not in self.done
         self.done.add(index)
+        source = self.sources[peer_id]
+        if first:
+            source.bytes += self.chunks[index].length
+        else:
+            source.duplicate += self.chunks[index].length
         self._release(peer_id, index)
+        return first
 
     def chunk_bad(self, peer_id: str, index: int) -> None:
         """The bytes did not match the hash: retry elsewhere, penalise the peer."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from typing import Protocol
 
 import anyio
 
 from lanspread_core.errors import LanspreadError
 from lanspread_core.library.manifest import Manifest
-from lanspread_core.wire.messages import GameManifest, GetGame, Message
+from lanspread_core.wire.messages import GameInfo, GameManifest, GetGame, Message
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,20 @@ class AllSourcesGone(DownloadError):
 
 
 class Source(Protocol):
-    """A peer a transfer draws from: its id and where it is now (it may move)."""
+    """A peer a transfer draws from: its id, name, where it is now (it may move),
+    and what it offers (its games, each with the have-map of a partial holder)."""
 
     @property
     def peer_id(self) -> str: ...
 
     @property
+    def name(self) -> str: ...
+
+    @property
     def host(self) -> str: ...
+
+    @property
+    def games(self) -> Mapping[str, GameInfo]: ...
 
 
 class PeerAccess(Protocol):
@@ -49,8 +57,9 @@ class PeerAccess(Protocol):
         """This peer's id, which requests carry."""
         ...
 
-    def holders(self, game_id: str, version: str) -> list[Source]:
-        """The known peers that serve ``game_id`` at ``version``."""
+    def holders(self, game_id: str, version: str, *, partial: bool = False) -> list[Source]:
+        """The known peers that serve ``game_id`` at ``version`` whole, and with
+        ``partial`` also those that are downloading it and serve what they verified."""
         ...
 
     def is_present(self, peer_id: str) -> bool:
@@ -89,9 +98,10 @@ async def manifests_from(
 
 
 def choose_manifest(
-    manifests: dict[str, Manifest], asked: int, trusted: str | None
+    manifests: dict[str, Manifest], trusted: str | None
 ) -> tuple[Manifest, list[str]]:
-    """The manifest a strict majority of the asked peers agree on, and who they are."""
+    """The manifest a strict majority of the answers agree on (or the catalog's
+    trusted one), and who sent it. A peer that did not answer does not vote."""
     votes = Counter(m.manifest_hash for m in manifests.values())
     if not votes:
         raise DownloadError("no peer sent a usable manifest")
@@ -100,23 +110,30 @@ def choose_manifest(
         if trusted not in votes:
             raise DownloadError("no peer offers the manifest the catalog trusts")
         digest, count = trusted, votes[trusted]
-    elif count * 2 <= asked:
+    elif count * 2 <= len(manifests):  # only answers vote: a silent peer is no "no"
+        camps = "; ".join(
+            f"{', '.join(sorted(p[:8] for p, m in manifests.items() if m.manifest_hash == h))}"
+            f" {'holds' if n == 1 else 'hold'} manifest {h[:12]}"
+            for h, n in votes.most_common()
+        )
         raise DownloadError(
-            f"peers disagree about this game ({count} of {asked} agree); not downloading"
+            f"peers disagree about this game ({count} of {len(manifests)} answers agree:"
+            f" {camps}); not downloading"
         )
     agreeing = [pid for pid, m in manifests.items() if m.manifest_hash == digest]
     return manifests[agreeing[0]], agreeing
 
 
 async def agreed_sources(
-    peers: PeerAccess, game_id: str, version: str, trusted: str | None
+    peers: PeerAccess, game_id: str, version: str, trusted: str | None, *, partial: bool = False
 ) -> tuple[Manifest, list[Source]]:
     """Ask every holder of ``game_id`` ``version`` for its manifest; the agreed one,
-    and the sources that sent it (first to answer first)."""
-    holders = peers.holders(game_id, version)
+    and the sources that sent it (first to answer first). Partial holders count
+    only with ``partial`` (a download; a stream-install needs whole ones)."""
+    holders = peers.holders(game_id, version, partial=partial)
     if not holders:
         raise DownloadError(f"no peer serves {game_id} {version}")
     manifests = await manifests_from(peers, holders, game_id)
-    manifest, agreeing = choose_manifest(manifests, len(holders), trusted)
+    manifest, agreeing = choose_manifest(manifests, trusted)
     by_id = {p.peer_id: p for p in holders}
     return manifest, [by_id[pid] for pid in agreeing]

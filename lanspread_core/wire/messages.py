@@ -24,10 +24,12 @@ from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from lanspread_core.wire.errors import MalformedMessage, UnknownMessageType, WireError
 from lanspread_core.wire.framing import MAX_FRAME, encode_frame, loads
+from lanspread_core.wire.havemap import MAX_CHARS as MAX_HAVE_CHARS
 from lanspread_core.wire.ids import is_peer_id
 from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, record
 
-PROTO_VER = 1
+#: 2: GameInfo carries a have-map (partial holders serve verified chunks)
+PROTO_VER = 2
 _MAX_ERROR_TEXT = 500
 #: Ranges one :class:`OpenTransfer` may ask for: 16 GiB of 4 MiB chunks, far more
 #: than a planner batch, while bounding what one token makes the server hold.
@@ -40,6 +42,7 @@ _TOKEN = re.compile(r"[0-9a-f]{32}")
 PeerId = Annotated[str, Check(is_peer_id, "a peer id (32 lowercase hex digits)")]
 NonNegative = Annotated[int, Check(lambda v: 0 <= v <= MAX_INT, "a non-negative integer")]
 Port = Annotated[int, Check(lambda v: 0 <= v <= 65535, "a port number from 0 to 65535")]
+HaveMap = Annotated[str, Check(lambda v: len(v) <= MAX_HAVE_CHARS, "a have-map")]
 Name = Annotated[
     str, Check(lambda v: 0 < len(v) <= 256, "a non-empty string of at most 256 characters")
 ]
@@ -129,12 +132,22 @@ def decode_message(obj: Any) -> Message:
 @record
 @dataclass(frozen=True)
 class GameInfo(Record):
-    """One game a peer serves, as listed in snapshots and deltas."""
+    """One game a peer serves, as listed in snapshots and deltas.
+
+    ``have`` is the have-map (:mod:`~lanspread_core.wire.havemap`) of the
+    chunks of ``manifest_hash`` the peer serves: empty for a peer that holds
+    the whole game, a bitmap for one that is downloading it.
+    """
 
     id: Name
     version: str
     size: NonNegative
     manifest_hash: str
+    have: HaveMap = ""
+
+    @property
+    def partial(self) -> bool:
+        return self.have != ""
 
     def to_json(self) -> dict[str, Any]:
         return self._to_fields()

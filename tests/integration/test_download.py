@@ -94,7 +94,7 @@ def test_a_corrupted_chunk_is_fetched_again_from_the_other_source(
         assert not (c.games_dir / "borealis" / "local").exists()
 
 
-def test_cancel_removes_the_payload_and_keeps_local(tmp_path: Path, sets: Path) -> None:
+def test_cancel_discard_removes_the_payload_and_keeps_local(tmp_path: Path, sets: Path) -> None:
     with ExitStack() as stack:
         a = stack.enter_context(PeerProc(tmp_path / "a", args=LOOPBACK, catalog=sets))
         c = stack.enter_context(
@@ -108,7 +108,7 @@ def test_cancel_removes_the_payload_and_keeps_local(tmp_path: Path, sets: Path) 
         since = c.mark()
         c.send("download", game_id="aurora")
         c.wait_event(lambda e: e["event"] == "download-begin", since=since)
-        c.ok("cancel", game_id="aurora")
+        c.ok("cancel", game_id="aurora", discard=True)
         c.wait_event(lambda e: e["event"] == "download-cancelled", since=since, timeout=20)
         assert sorted(p.name for p in (c.games_dir / "aurora").iterdir()) == ["local"]
         assert (mine / "save.dat").read_bytes() == b"progress"

@@ -23,7 +23,8 @@ from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.server import serve_data
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.events import ChunkRejected, DownloadSources, Event, OpProgress
-from lanspread_core.library.manifest import Manifest, build_manifest
+from lanspread_core.library.manifest import Manifest, build_manifest, chunk_ranges
+from lanspread_core.transfer import resume
 from lanspread_core.transfer.download import Download, DownloadJob
 from lanspread_core.transfer.sources import (
     AllSourcesGone,
@@ -33,6 +34,7 @@ from lanspread_core.transfer.sources import (
 )
 from lanspread_core.wire.messages import (
     Error,
+    GameInfo,
     GameManifest,
     GetGame,
     Message,
@@ -64,6 +66,8 @@ def make_root(root: Path, seed: int = 1) -> Manifest:
 class FakeSource:
     peer_id: str
     host: str = "127.0.0.1"
+    name: str = ""
+    games: dict[str, GameInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,12 +88,15 @@ class FakePeers:
     def __init__(self, seeds: list[Seed]) -> None:
         self.seeds = {s.source.peer_id: s for s in seeds}
         self.present = set(self.seeds)
+        for seed in seeds:  # each holds the whole game, as it lists it
+            m = seed.manifest
+            seed.source.games[GAME] = GameInfo(GAME, "1.0", m.total_size, m.manifest_hash)
 
     @property
     def self_id(self) -> str:
         return SELF
 
-    def holders(self, game_id: str, version: str) -> list[Source]:
+    def holders(self, game_id: str, version: str, *, partial: bool = False) -> list[Source]:
         return [s.source for s in self.seeds.values() if s.source.peer_id in self.present]
 
     def is_present(self, peer_id: str) -> bool:
@@ -133,9 +140,11 @@ def tree(root: Path) -> dict[str, str]:
     }
 
 
-async def download(games: Path, peers: FakePeers, events: list[Event]) -> dict:
+async def download(
+    games: Path, peers: FakePeers, events: list[Event], record: Path | None = None
+) -> dict:
     games.mkdir(exist_ok=True)  # the runtime creates the games dir at start
-    job = DownloadJob(GAME, "1.0", install=False)
+    job = DownloadJob(GAME, "1.0", install=False, record=record)
     return await Download(job, games, peers, events.append).run()
 
 
@@ -147,9 +156,11 @@ async def test_two_sources_each_deliver_and_the_tree_is_byte_identical(tmp_path:
     async with serving([a, b]):
         result = await download(tmp_path / "games", FakePeers([a, b]), events)
     assert tree(tmp_path / "games" / GAME) == tree(a.root)
-    assert result["bytes"] == a.manifest.total_size
+    assert result["bytes"] == result["total"] == a.manifest.total_size
     assert set(result["peers"]) == {a.source.peer_id, b.source.peer_id}
     assert all(n > 0 for n in result["peers"].values()), result["peers"]
+    # verified bytes by source add up to the game; end-game copies are counted apart
+    assert sum(result["peers"].values()) == result["bytes"]
     assert a.granted and b.granted
     sources = [e for e in events if isinstance(e, DownloadSources)]
     assert [len(e.sources) for e in sources] == [2]
@@ -193,8 +204,68 @@ async def test_the_only_source_leaving_ends_with_all_sources_gone(tmp_path: Path
     async with serving([a]):
         with pytest.raises(AllSourcesGone, match="every peer serving aurora is gone"):
             await download(tmp_path / "games", peers, [])
-    # nothing of the download is left, and no sentinel claims it is there
+    # with nowhere to record progress, nothing of the download is left
     assert not (tmp_path / "games" / GAME).exists()
+
+
+@pytest.mark.anyio
+async def test_a_failed_download_keeps_its_chunks_and_the_next_fetches_only_the_rest(
+    tmp_path: Path,
+) -> None:
+    a = Seed(FakeSource("a" * 32), tmp_path / "a" / GAME, make_root(tmp_path / "a" / GAME))
+    peers = FakePeers([a])
+    real = peers.request
+    grants = 0
+
+    async def leave_after_two_grants(peer: Source, message: Message, timeout: float) -> Message:
+        nonlocal grants
+        if isinstance(message, OpenTransfer):
+            grants += 1
+            if grants > 2:
+                peers.present.clear()
+                raise OSError("connection refused")
+        return await real(peer, message, timeout)
+
+    peers.request = leave_after_two_grants  # type: ignore[method-assign]
+    record = tmp_path / "state" / "download.json"
+    games = tmp_path / "games"
+    async with serving([a]):
+        with pytest.raises(AllSourcesGone):
+            await download(games, peers, [], record)
+    kept = resume.load(record)
+    assert kept is not None and 0 < kept.done < a.manifest.total_size
+    assert not (games / GAME / "version.ini").exists()  # never "downloaded" while partial
+    # the source is back: only what is missing travels
+    peers.request = real  # type: ignore[method-assign]
+    peers.present = {a.source.peer_id}
+    async with serving([a]):
+        result = await download(games, peers, [], record)
+    assert result["bytes"] == a.manifest.total_size - kept.done
+    assert result["resumed"] == kept.done
+    assert tree(games / GAME) == tree(a.root)
+    assert not record.exists()
+
+
+@pytest.mark.anyio
+async def test_a_chunk_damaged_while_paused_is_fetched_again(tmp_path: Path) -> None:
+    a = Seed(FakeSource("a" * 32), tmp_path / "a" / GAME, make_root(tmp_path / "a" / GAME))
+    record = tmp_path / "state" / "download.json"
+    games = tmp_path / "games"
+    async with serving([a]):
+        await download(games, FakePeers([a]), [], record)
+    # make it a paused download of every chunk, then damage one byte of one chunk
+    (games / GAME / "version.ini").unlink()
+    manifest = a.manifest
+    chunks = chunk_ranges(manifest)
+    resume.save(record, games / GAME, "1.0", manifest, range(len(chunks)), chunks, False)
+    with open(games / GAME / "game.eti", "r+b") as fh:
+        fh.seek(CHUNK * 3 + 5)
+        fh.write(b"\x00")
+    os.utime(games / GAME / "game.eti", ns=(1, 1))  # a changed file, as a later write leaves it
+    async with serving([a]):
+        result = await download(games, FakePeers([a]), [], record)
+    assert result["bytes"] == CHUNK  # exactly the damaged chunk travelled again
+    assert tree(games / GAME) == tree(a.root)
 
 
 @pytest.mark.anyio
@@ -209,16 +280,25 @@ def _manifest(tmp_path: Path, name: str, seed: int) -> Manifest:
 
 def test_the_manifest_a_strict_majority_agrees_on_wins(tmp_path: Path) -> None:
     good, bad = _manifest(tmp_path, "g", 1), _manifest(tmp_path, "b", 2)
-    manifest, agreeing = choose_manifest({"p1": good, "p2": good, "p3": bad}, 3, None)
+    manifest, agreeing = choose_manifest({"p1": good, "p2": good, "p3": bad}, None)
     assert manifest.manifest_hash == good.manifest_hash and agreeing == ["p1", "p2"]
-    with pytest.raises(DownloadError, match=r"peers disagree about this game \(1 of 2 agree\)"):
-        choose_manifest({"p1": good, "p2": bad}, 2, None)
+    with pytest.raises(DownloadError, match=r"\(1 of 2 answers agree: p1 holds .*; p2 holds"):
+        choose_manifest({"p1": good, "p2": bad}, None)
+
+
+def test_a_silent_source_is_no_vote_against(tmp_path: Path) -> None:
+    good = _manifest(tmp_path, "g", 1)
+    # three holders were asked; one did not answer: the two answers agree
+    manifest, agreeing = choose_manifest({"p1": good, "p2": good}, None)
+    assert manifest.manifest_hash == good.manifest_hash and agreeing == ["p1", "p2"]
+    manifest, agreeing = choose_manifest({"p1": good}, None)
+    assert agreeing == ["p1"]
 
 
 def test_a_trusted_hash_decides_even_against_the_majority(tmp_path: Path) -> None:
     good, bad = _manifest(tmp_path, "g", 1), _manifest(tmp_path, "b", 2)
     manifests = {"p1": bad, "p2": bad, "p3": good}
-    manifest, agreeing = choose_manifest(manifests, 3, good.manifest_hash)
+    manifest, agreeing = choose_manifest(manifests, good.manifest_hash)
     assert manifest.manifest_hash == good.manifest_hash and agreeing == ["p3"]
     with pytest.raises(DownloadError, match="no peer offers the manifest the catalog trusts"):
-        choose_manifest({"p1": bad}, 1, good.manifest_hash)
+        choose_manifest({"p1": bad}, good.manifest_hash)

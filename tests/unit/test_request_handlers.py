@@ -24,11 +24,13 @@ from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.events import Event, OpKind, PeerJoined, PeerLeft
 from lanspread_core.library.catalog import load_catalog
 from lanspread_core.library.index import Library
+from lanspread_core.library.manifest import build_manifest
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import Registry, load_registry
 from lanspread_core.runtime.handlers import RequestHandlers
+from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.wire.messages import (
     PROTO_VER,
@@ -73,6 +75,7 @@ class Peer:
     outbound: OutboundTransfers
     tokens: TransferTokens
     sync: PeerSync
+    swarm: Swarm
 
     def greeting(self, cls: type[Hello] | type[HelloAck]) -> Hello | HelloAck:
         return cls(ME, PROTO_VER, self.served.rev, self.served.digest, (), 7001, "me", 7000)
@@ -117,6 +120,7 @@ async def serving(tmp_path: Path) -> AsyncIterator[tuple[RequestHandlers, Peer, 
         OutboundTransfers(),
         TransferTokens(),
         sync,
+        Swarm(served, lambda: None),
     )
     async with anyio.create_task_group() as tg:
         sync.attach(tg)
@@ -195,3 +199,46 @@ async def test_a_request_type_without_a_handler_gets_unsupported(serving) -> Non
     handlers, _, _ = serving
     reply = await handlers.handle(LibrarySummary(OTHER, 1, "d", 1), REMOTE)
     assert isinstance(reply, Error) and reply.code == "unsupported"
+
+
+@pytest.mark.anyio
+async def test_a_downloading_peer_grants_only_chunks_it_has_verified(
+    serving, tmp_path: Path
+) -> None:
+    handlers, peer, _ = serving
+    source = tmp_path / "elsewhere" / "borealis"
+    source.mkdir(parents=True)
+    (source / "b.eti").write_bytes(bytes(range(256)) * 40)  # 10240 bytes: 3 chunks of 4096
+    manifest = build_manifest(source, chunk_size=4096)
+    peer.swarm.update("borealis", "2.0", manifest, frozenset({0, 2}))
+    info = peer.served.games["borealis"]
+    assert info.partial and info.manifest_hash == manifest.manifest_hash
+    reply = await handlers.handle(GetGame(OTHER, "borealis"), REMOTE)
+    assert isinstance(reply, GameManifest) and reply.manifest == manifest.to_json()
+
+    def ranges(*chunks: tuple[int, int]) -> tuple[ByteRange, ...]:
+        return tuple(ByteRange("b.eti", off, n) for off, n in chunks)
+
+    grant = await handlers.handle(OpenTransfer(OTHER, "borealis", ranges((0, 4096))), REMOTE)
+    assert isinstance(grant, TransferGrant)
+    for bad in (ranges((4096, 4096)), ranges((0, 4096), (4096, 4096)), ranges((0, 100))):
+        refused = await handlers.handle(OpenTransfer(OTHER, "borealis", bad), REMOTE)
+        assert isinstance(refused, Error) and refused.code == "unavailable", bad
+    assert (
+        "not verified"
+        in (
+            await handlers.handle(OpenTransfer(OTHER, "borealis", ranges((4096, 4096))), REMOTE)
+        ).message
+    )  # type: ignore[union-attr]
+    # a stream-install needs the whole game
+    refused = await handlers.handle(StreamInstall(OTHER, "borealis"), REMOTE)
+    assert isinstance(refused, Error)
+    # and a connection is checked again when it arrives
+    root = peer.config.games_dir / "borealis"
+    assert handlers.resolve_transfer(Grant("borealis", OTHER, ranges((8192, 2048)))) == root
+    with pytest.raises(TransferRefused):
+        handlers.resolve_transfer(Grant("borealis", OTHER, ranges((4096, 4096))))
+    peer.swarm.end("borealis")
+    assert "borealis" not in peer.served.games
+    with pytest.raises(TransferRefused):
+        handlers.resolve_transfer(Grant("borealis", OTHER, ranges((0, 4096))))
