@@ -320,4 +320,3 @@ class UnrarProvider(ArchiveProvider):
             raise ArchiveError(
                 f"{s.first.name} ended before {missing.path!r}; it is probably truncated"
             )
-
