@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 #: least seconds between two re-queries of the library
 REQUERY_EVERY = 0.2
+#: least seconds between two progress messages to the pages: each one costs a
+#: browser a layout and a paint, on the machine that is downloading
+PROGRESS_EVERY = 0.5
 #: seconds between re-reads of the peer list while a page is open ("last seen")
 PEERS_EVERY = 5.0
 #: messages a tab may have waiting before it is sent a snapshot instead
@@ -128,6 +131,8 @@ class Hub:
         self.failed: str | None = None
         self.logs: collections.deque[dict[str, Any]] = collections.deque(maxlen=LOG_KEEP)
         self._requery = anyio.Event()
+        self._progressed: set[str] = set()
+        self._progress = anyio.Event()
         self._snapshot_text = ""
         self._closed = False
 
@@ -142,6 +147,7 @@ class Hub:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._requerier)
                 tg.start_soon(self._peer_poller)
+                tg.start_soon(self._progress_sender)
                 async for event in events:
                     self.apply(event)
                 tg.cancel_scope.cancel()
@@ -161,6 +167,17 @@ class Hub:
             self._requery = anyio.Event()
             await self.refresh()
             await anyio.sleep(REQUERY_EVERY)
+
+    async def _progress_sender(self) -> None:
+        """Send the latest progress of each operation, at most every PROGRESS_EVERY."""
+        while True:
+            await self._progress.wait()
+            self._progress = anyio.Event()
+            for gid in sorted(self._progressed):
+                if gid in self.ops:
+                    self.broadcast({"type": "op", "game_id": gid, "op": self.ops[gid]})
+            self._progressed.clear()
+            await anyio.sleep(PROGRESS_EVERY)
 
     async def _peer_poller(self) -> None:
         while True:
@@ -234,7 +251,9 @@ class Hub:
                 active_peers=event.active_peers,
                 sources=self._sources(event.peers),
             )
-            self.broadcast({"type": "op", "game_id": gid, "op": op})
+            self._snapshot_text = ""  # a new tab sees the latest numbers
+            self._progressed.add(gid)
+            self._progress.set()
         else:
             self.ops.pop(gid, None)
             self.active.pop(gid, None)
