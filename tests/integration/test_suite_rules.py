@@ -33,7 +33,18 @@ def _run(tmp_path: Path, source: str, ci: bool) -> subprocess.CompletedProcess[s
     if ci:
         env["CI"] = "true"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-ra", "-p", "no:cacheprovider", str(suite)],
+        # without hypothesis's plugin, whose import is most of pytest's start-up
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-ra",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+        ]
+        + [str(suite)],
         cwd=suite,
         capture_output=True,
         text=True,
