@@ -131,7 +131,5 @@ async def test_a_failing_required_service_ends_the_runtime(tmp_path: Path, monke
         seen = []
         async for event in events:
             seen.append(event)
-        assert any(
-            isinstance(e, RuntimeFailed) and "UDP socket vanished" in e.error for e in seen
-        )
+        assert any(isinstance(e, RuntimeFailed) and "UDP socket vanished" in e.error for e in seen)
         assert handle.failure and "UDP socket vanished" in handle.failure
