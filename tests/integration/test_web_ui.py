@@ -150,7 +150,6 @@ def test_download_from_a_card_ends_ready_and_installed(party: Party) -> None:
         card.get_by_role("button", name="Download", exact=True).click()
         expect(_progress(card)).to_have_attribute("aria-valuenow", re.compile(r"^\d+$"))
         expect(card).to_contain_text("bob")  # the source, by name, with its rate
-        expect(_progress(card)).not_to_have_attribute("aria-valuenow", "0", timeout=60_000)
         party.shot("download-running")
     expect(card.get_by_role("button", name="Uninstall")).to_be_visible(timeout=120_000)
     expect(card).to_contain_text("Ready")
@@ -204,23 +203,10 @@ def _remove_aurora_download(party: Party) -> None:
     expect(card.get_by_role("button", name="Download", exact=True)).to_be_visible(timeout=30_000)
 
 
-def test_cancel_a_running_download_from_its_card(party: Party) -> None:
+def test_a_reload_mid_download_shows_the_same_operation(party: Party) -> None:
     _remove_aurora_download(party)
     card = party.card("Aurora Assault")
-    with Throttle(party.b):
-        card.get_by_role("button", name="Download", exact=True).click()
-        expect(_progress(card)).to_have_attribute("aria-valuenow", re.compile(r"^\d+$"))
-        card.get_by_role("button", name="Cancel").click()
-        expect(_progress(card)).to_be_hidden(timeout=30_000)
-    expect(card).to_contain_text("cancelled")
-    expect(card.get_by_role("button", name="Download", exact=True)).to_be_visible()
-    assert not (party.root / "a/games/aurora/version.ini").exists()
-    assert party.games()["aurora"]["active"] is None
-
-
-def test_a_reload_mid_download_shows_the_same_operation(party: Party) -> None:
-    card = party.card("Aurora Assault")
-    with Throttle(party.b, pause=0.4):
+    with Throttle(party.b, run=0.01, pause=0.5):
         card.get_by_role("button", name="Download", exact=True).click()
         expect(_progress(card)).to_have_attribute("aria-valuenow", re.compile(r"^\d+$"))
         party.page.reload()
@@ -232,6 +218,22 @@ def test_a_reload_mid_download_shows_the_same_operation(party: Party) -> None:
     expect(card.get_by_role("button", name="Uninstall")).to_be_visible(timeout=120_000)
     expect(_progress(card)).to_be_hidden()
     assert (party.root / "a/games/aurora/version.ini").is_file()
+
+
+def test_cancel_a_running_download_from_its_card(party: Party) -> None:
+    card = party.card("Aurora Assault")
+    card.get_by_role("button", name="Uninstall").click()
+    party.page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+    _remove_aurora_download(party)
+    with Throttle(party.b, run=0.01, pause=0.5):
+        card.get_by_role("button", name="Download", exact=True).click()
+        expect(_progress(card)).to_have_attribute("aria-valuenow", re.compile(r"^\d+$"))
+        card.get_by_role("button", name="Cancel").click()
+        expect(_progress(card)).to_be_hidden(timeout=30_000)
+    expect(card).to_contain_text("cancelled")
+    expect(card.get_by_role("button", name="Download", exact=True)).to_be_visible()
+    assert not (party.root / "a/games/aurora/version.ini").exists()
+    assert party.games()["aurora"]["active"] is None
 
 
 def test_a_peer_added_by_address_appears_in_the_peers_list(party: Party, tmp_path: Path) -> None:
@@ -262,7 +264,6 @@ def test_refused_requests_change_nothing_and_the_log_shows_the_warning(party: Pa
     assert status == 403 and "Host" in text
     time.sleep(0.5)
     assert party.games()["aurora"] == before
-    assert (party.root / "a/games/aurora/local").is_dir()
     # what the page itself sends is accepted
     status, text = party.request(
         "POST", "/api/command", {"cmd": "fetch"}, **{**own, "X-Lanspread-Token": party.token}
