@@ -138,7 +138,7 @@ def actions(entry: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
     if from_peers and (not downloaded or state == "outdated"):
         found.append("update" if installed and downloaded else "download")
-    if from_peers and not installed:
+    if from_peers and not installed and not downloaded:  # with the archives here: Install
         found.append("stream-install")
     if downloaded and not installed:
         found.append("install")
