@@ -59,6 +59,12 @@ async def serve_session(
             await emit({"kind": "error", "id": None, "error": "a command must be a JSON object"})
             return
         cid = cmd.get("id")
+        if "command" in cmd:  # the long name of "cmd" is accepted too
+            if "cmd" in cmd and cmd["cmd"] != cmd["command"]:
+                error = "give the command once, as 'cmd' or as 'command', not both"
+                await emit({"kind": "error", "id": cid, "cmd": cmd["cmd"], "error": error})
+                return
+            cmd = {"cmd": cmd["command"], **{k: v for k, v in cmd.items() if k != "command"}}
         try:
             result = await handle.send(cmd)
         except LanspreadError as exc:

@@ -104,6 +104,8 @@ def _flag(cmd: dict[str, Any], key: str, default: bool) -> bool:
 
 
 async def dispatch(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
+    if "cmd" not in cmd and "command" in cmd:  # the long name is accepted too
+        cmd = {**cmd, "cmd": cmd["command"]}
     name = cmd.get("cmd")
     handler = COMMANDS.get(name) if isinstance(name, str) else None
     if handler is None:
