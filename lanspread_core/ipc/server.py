@@ -31,6 +31,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from lanspread_core.errors import LanspreadError
 from lanspread_core.ipc.session import MAX_LINE, serve_session
 from lanspread_core.system.portable import PrivateListener, listen_private
+from lanspread_core.system.streams import TransportStream, accepting
 
 if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
     from lanspread_core.runtime.peer import PeerRuntimeHandle
@@ -57,16 +58,10 @@ async def serve_control_socket(
     except OSError as exc:
         raise ControlSocketError(f"cannot listen on {path}: {exc.strerror or exc}") from None
     try:
-        listener = await anyio.abc.SocketListener.from_socket(private.sock)
-    except BaseException:
-        private.close()
-        raise
-    try:
-        async with listener, anyio.create_task_group() as tg:
+        async with accepting(private.sock) as connections, anyio.create_task_group() as tg:
 
             async def accept_loop() -> None:
-                while True:
-                    stream = await listener.accept()
+                async for stream in connections:
                     tg.start_soon(_session, handle, stream, private)
 
             tg.start_soon(accept_loop)
@@ -79,7 +74,7 @@ async def serve_control_socket(
 
 
 async def _session(
-    handle: PeerRuntimeHandle, stream: anyio.abc.SocketStream, private: PrivateListener
+    handle: PeerRuntimeHandle, stream: TransportStream, private: PrivateListener
 ) -> None:
     """One client: a JSONL session that ends with the client, not the peer."""
     reader = BufferedByteReceiveStream(stream)

@@ -47,8 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 
-import anyio
-import anyio.abc
+from lanspread_core.system.streams import TransportStream, open_stream
 
 
 def _optional(name: str) -> ModuleType | None:
@@ -430,7 +429,7 @@ def unix_address(path: Path) -> Iterator[str]:
         os.close(fd)
 
 
-async def connect_private(path: Path) -> anyio.abc.SocketStream:
+async def connect_private(path: Path) -> TransportStream:
     """A stream to the endpoint a peer published at ``path``.
 
     A client follows what the peer published, not its own capabilities: a
@@ -443,12 +442,12 @@ async def connect_private(path: Path) -> anyio.abc.SocketStream:
     """
     if stat.S_ISSOCK(os.lstat(path).st_mode):
         with unix_address(path) as address:
-            return await anyio.connect_unix(address)
+            return await open_stream(address)
     record = _read_record(path)
     if record is None:
         raise ValueError(f"{path} is not a control endpoint")
     port, token = record
-    stream = await anyio.connect_tcp("127.0.0.1", port)
+    stream = await open_stream(("127.0.0.1", port))
     await stream.send(token + b"\n")
     return stream
 
