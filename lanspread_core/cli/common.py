@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from lanspread_core.errors import LanspreadError
+from lanspread_core.library.statedir import ENV_STATE_DIR, StateDir
 from lanspread_core.plugin.registry import Registry, load_registry
 from lanspread_core.plugin.selection import AUTO, ENV_PROVIDER
 
@@ -18,7 +21,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class LanspreadGroup(click.Group):
-    """A click group that turns :class:`LanspreadError` into one line and an exit code."""
+    """A click group that turns any error into one line and an exit code.
+
+    A :class:`LanspreadError` is expected and says what went wrong. Anything
+    else is a bug: the user gets one sentence naming the log, and the
+    traceback goes into the state directory's log file (the one
+    ``lanspread logs`` reads), never onto the terminal.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGV] = list(args)  # where a crash report goes: the command's --state-dir
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -26,6 +39,64 @@ class LanspreadGroup(click.Group):
         except LanspreadError as exc:
             click.echo(f"lanspread: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            where = _log_internal_error(exc, ctx.meta.get(_ARGV, []))
+            details = f"the details are in {where}" if where else "no log could be written"
+            click.echo(f"lanspread: internal error: {_describe(exc)}; {details}", err=True)
+            ctx.exit(INTERNAL_ERROR_EXIT)
+
+
+#: Exit status of a command that failed by a bug, not by what it was asked to do.
+INTERNAL_ERROR_EXIT = 70
+_ARGV = "lanspread.argv"
+_log = logging.getLogger("lanspread_core.cli")
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _state_dir_in(argv: list[str]) -> Path | None:
+    for i, arg in enumerate(argv):
+        if arg == "--state-dir" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--state-dir="):
+            return Path(arg.partition("=")[2])
+    env = os.environ.get(ENV_STATE_DIR)
+    return Path(env) if env else None
+
+
+def _log_internal_error(exc: Exception, argv: list[str]) -> Path | None:
+    """Append ``exc`` with its traceback to the state directory's log; its path, or None."""
+    from lanspread_core.frontends.logfile import close_log_file, open_log_file
+
+    record = _log.makeRecord(
+        _log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "internal error in 'lanspread %s'",
+        (" ".join(argv),),
+        (type(exc), exc, exc.__traceback__),
+    )
+    state = StateDir(_state_dir_in(argv))
+    # a running peer's own handler on that file, else one opened for this record
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "baseFilename", None) == str(state.log_file):
+            handler.handle(record)
+            return state.log_file
+    try:
+        handler = open_log_file(state)
+    except OSError:
+        return None
+    try:
+        handler.handle(record)
+    finally:
+        close_log_file(handler)
+    return state.log_file
 
 
 def provider_option(func: F) -> F:

@@ -92,8 +92,22 @@ def rar5(
     return bytes(out)
 
 
+def rar3_unicode_name(name: str) -> bytes:
+    """A RAR 3 name field with the Unicode flag: an ASCII stand-in, NUL, the
+    UTF-16 units in RAR's compressed form (every unit as a two-byte literal),
+    as RAR writes a name it cannot store in the OEM code page."""
+    units = name.encode("utf-16-le")
+    out = bytearray(name.encode("ascii", "replace") + b"\0" + b"\0")  # high byte 0
+    for i in range(0, len(units), 8):
+        out.append(0xAA)  # four 2-bit flags, each 2: a two-byte literal follows
+        out += units[i : i + 8]
+    return bytes(out)
+
+
 def rar3(files: list[tuple[str, bytes, int, int]]) -> bytes:
-    """A stored RAR 3 archive of (name, payload, host OS, attributes)."""
+    """A stored RAR 3 archive of (name, payload, host OS, attributes); a name
+    beyond ASCII is stored in RAR's Unicode form (characters outside the Basic
+    Multilingual Plane as UTF-16 surrogate pairs, as RAR itself stores them)."""
 
     def block(htype: int, flags: int, body: bytes) -> bytes:
         rest = struct.pack("<BHH", htype, flags, 7 + len(body)) + body
@@ -101,8 +115,10 @@ def rar3(files: list[tuple[str, bytes, int, int]]) -> bytes:
 
     out = bytearray(b"Rar!\x1a\x07\x00") + block(0x73, 0, b"\0" * 6)
     for name, payload, host, attr in files:
-        raw = name.encode()
+        unicode = not name.isascii()
+        raw = rar3_unicode_name(name) if unicode else name.encode()
         size, crc = len(payload), zlib.crc32(payload)
         body = struct.pack("<IIBIIBBHI", size, size, host, crc, 0, 29, 0x30, len(raw), attr)
-        out += block(0x74, 0x8000, body + raw) + payload
+        flags = 0x8000 | (0x0200 if unicode else 0)  # LONG_BLOCK, UNICODE name
+        out += block(0x74, flags, body + raw) + payload
     return bytes(out + block(0x7B, 0x4000, b""))

@@ -493,6 +493,51 @@ def test_unsafe_names(provider: UnrarProvider, tmp_path: Path, name: str) -> Non
     assert not list(tmp_path.rglob("evil.txt")) and not list(tmp_path.rglob("ok.txt"))
 
 
+#: names beyond the Basic Multilingual Plane (mathematical letters, emoji), and one within it
+ASTRAL = ["\U0001d4d0ngel/\U0001f600 save.txt", "caf\u00e9.txt", "\U0001d510oon/\U0001d7d8.dat"]
+
+
+def _astral_rar3(tmp_path: Path) -> Path:
+    path = tmp_path / "astral.eti"
+    path.write_bytes(rar3([(name, name.encode() * 3, 3, 0o100644) for name in ASTRAL]))
+    return path
+
+
+def test_rar3_names_beyond_the_bmp(provider: UnrarProvider, tmp_path: Path) -> None:
+    # RAR 3 stores such a name as UTF-16 surrogate pairs; rarfile reads it so
+    path = _astral_rar3(tmp_path)
+    assert [i.filename for i in rarfile.RarFile(str(path)).infolist()] == ASTRAL
+    assert [e.path for e in provider.entries([path])] == ASTRAL
+    sink = Recorder()
+    stream_listed(provider, [path], sink)
+    assert {k: bytes(v) for k, v in sink.data.items()} == {n: n.encode() * 3 for n in ASTRAL}
+    out = tmp_path / "out"
+    provider.unpack([path], out)
+    written = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert written == {n: n.encode() * 3 for n in ASTRAL}
+
+
+def test_cli_inspect_and_install_names_beyond_the_bmp(tmp_path: Path) -> None:
+    root = tmp_path / "games" / "moon"
+    root.mkdir(parents=True)
+    _astral_rar3(root)
+    (root / "version.ini").write_text("1\n")
+    proc = invoke("inspect", str(root), "--provider", "unrar", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [e["path"] for e in json.loads(proc.stdout)["entries"]] == ASTRAL
+    proc = invoke("inspect", str(root), "--provider", "unrar")
+    assert proc.returncode == 0, proc.stderr
+    assert all(name in proc.stdout for name in ASTRAL)
+    state = tmp_path / "state"
+    proc = invoke(
+        "install", "moon", "--provider", "unrar", "--games-dir", root.parent, "--state-dir", state
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(
+        p.relative_to(root / "local").as_posix() for p in (root / "local").rglob("*") if p.is_file()
+    ) == sorted(ASTRAL)
+
+
 # --- cancellation -------------------------------------------------------------
 
 

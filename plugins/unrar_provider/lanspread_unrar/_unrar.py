@@ -91,6 +91,20 @@ _RAR_VOL_ASK = 0
 _NAME_CHARS = 32 * 1024  # long names: unrar fills FileNameEx when FileNameW (1024) is too short
 
 
+def _utf16_units(name: str) -> str:
+    """Join the surrogate pairs of a name unrar gave as UTF-16 units.
+
+    RAR 3 stores a Unicode name as UTF-16, and unrar copies its units one to a
+    ``wchar_t`` even where that is 32 bits wide (Linux): a character beyond
+    the Basic Multilingual Plane (a mathematical letter, an emoji) arrives as
+    two surrogates, which no file system API or UTF-8 output accepts. A lone
+    surrogate (a damaged name) becomes U+FFFD, as rarfile reads it.
+    """
+    if not any("\ud800" <= ch <= "\udfff" for ch in name):
+        return name
+    return name.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 class UnrarError(Exception):
     """A result code from the unrar library, with what the callback saw."""
 
@@ -193,7 +207,7 @@ class Archive:
             if msg in (_UCM_CHANGEVOLUMEW, _UCM_CHANGEVOLUME):
                 if p2 == _RAR_VOL_ASK:
                     if msg == _UCM_CHANGEVOLUMEW:
-                        self._missing_volume = ffi.string(ffi.cast("wchar_t *", p1))
+                        self._missing_volume = _utf16_units(ffi.string(ffi.cast("wchar_t *", p1)))
                     return -1
                 return 1
             if msg in (_UCM_NEEDPASSWORDW, _UCM_NEEDPASSWORD):
@@ -230,7 +244,7 @@ class Archive:
                 raise self._fail(int(result), "reading a header")
             name = ffi.string(raw.FileNameEx) or ffi.string(raw.FileNameW)
             yield Header(
-                name=name,
+                name=_utf16_units(name),
                 flags=int(raw.Flags),
                 size=int(raw.UnpSize) | (int(raw.UnpSizeHigh) << 32),
                 crc32=int(raw.FileCRC),
