@@ -12,7 +12,7 @@ import click
 
 from lanspread_core.frontends import logfile
 from lanspread_core.frontends.logfile import LEVELS, LevelFilter, level_number, log_files
-from lanspread_core.install.unpacklog import clean_terminal, runs
+from lanspread_core.install.unpacklog import clean_terminal, is_run_of, runs
 from lanspread_core.library.statedir import ENV_STATE_DIR, StateDir, default_state_dir
 
 
@@ -48,8 +48,8 @@ from lanspread_core.library.statedir import ENV_STATE_DIR, StateDir, default_sta
 @click.option(
     "--unpack",
     is_flag=True,
-    help="Print the unpack logs instead: one file per install or update, the last 20"
-    " kept, terminal control sequences cleaned.",
+    help="Print the unpack logs instead, newest first: one file per install, update"
+    " or stream-install, the last 20 kept, terminal control sequences cleaned.",
 )
 @click.option("--game", help="With --unpack: only the runs for this game.")
 def logs(
@@ -110,7 +110,8 @@ def _read(files: list[Path], keep: LevelFilter, current: Path) -> tuple[list[str
 
 
 def _print_unpack_logs(state: StateDir, game: str | None) -> None:
-    found = [p for p in runs(state.unpack_logs) if game is None or f"-{game}-" in p.name]
+    """Newest first: the run a user wants to read is usually the last one."""
+    found = [p for p in reversed(runs(state.unpack_logs)) if game is None or is_run_of(p, game)]
     if not found:
         which = f" for {game}" if game else ""
         click.echo(f"lanspread: no unpack logs{which} in {state.unpack_logs}", err=True)

@@ -1,5 +1,9 @@
 """Unpack logs: one file per run, the last 20 kept, terminal noise cleaned.
 
+Every install, update and stream-install writes one, named
+``<yyyymmdd>-<hhmmss>-<microseconds>-<game>-<op>.log`` in local time, so the
+names sort in the order the runs started.
+
 Tools and libraries print progress with carriage-return redraws, backspaces
 and ANSI escapes; stored as-is they make unreadable files, so every line is
 rendered to what a terminal would finally show before it is written.
@@ -13,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 
 KEEP = 20
+#: what writes an unpack log
+OPS = ("install", "update", "stream-install")
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -46,8 +52,7 @@ class UnpackLog:
 
     def __init__(self, folder: Path, game_id: str, op: str) -> None:
         self.folder = folder
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
-        self.path = folder / f"{stamp}-{game_id}-{op}.log"
+        self.path = folder / f"{_stamp()}-{game_id}-{op}.log"
         self._lines: list[str] = []
 
     def line(self, text: str) -> None:
@@ -71,8 +76,23 @@ class UnpackLog:
         prune(self.folder)
 
 
+def _stamp() -> str:
+    """The time to the microsecond, from one reading of the clock."""
+    ns = time.time_ns()
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(seconds)) + f"-{micros:06d}"
+
+
 def runs(folder: Path) -> list[Path]:
+    """The unpack logs in ``folder``, oldest first."""
     return sorted(folder.glob("*.log")) if folder.is_dir() else []
+
+
+def is_run_of(path: Path, game_id: str) -> bool:
+    """Whether the unpack log at ``path`` is of a run on ``game_id``."""
+    # the stamp has two dashes, then "<game>-<op>"; game ids may hold dashes too
+    rest = path.stem.split("-", 3)[-1]
+    return any(rest == f"{game_id}-{op}" for op in OPS)
 
 
 def prune(folder: Path, keep: int = KEEP) -> None:

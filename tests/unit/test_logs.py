@@ -62,3 +62,32 @@ def test_logs_unpack_shows_clean_unpack_logs(tmp_path: Path) -> None:
     assert "dunes-install" in only and "aurora" not in only
     none = invoke("logs", "--unpack", "--game", "ember", "--state-dir", state.path)
     assert none.returncode == 0 and none.stderr.startswith("lanspread: no unpack logs for ember")
+
+
+def test_unpack_logs_keep_the_last_20_newest_first(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state")
+    # 25 runs, most of them in the same second: the names alone must order them
+    games = [f"g{i:02d}" for i in range(25)]
+    for game in games:
+        with UnpackLog(state.unpack_logs, game, "install") as ulog:
+            ulog.line(f"unpacking {game}")
+    kept = sorted(p.name for p in state.unpack_logs.iterdir())
+    assert len(kept) == 20
+    assert [name.split("-")[3] for name in kept] == games[5:]
+    out = invoke("logs", "--unpack", "--state-dir", state.path).stdout
+    shown = re.findall(r"^==> \d{8}-\d{6}-\d{6}-(g\d\d)-install\.log <==$", out, re.M)
+    assert shown == games[:4:-1]  # the newest first, down to the oldest kept
+
+
+def test_logs_unpack_game_matches_whole_ids(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state")
+    for game, op in [("quake", "install"), ("quake-2", "stream-install"), ("quake", "update")]:
+        with UnpackLog(state.unpack_logs, game, op):
+            pass
+    out = invoke("logs", "--unpack", "--game", "quake", "--state-dir", state.path).stdout
+    assert re.findall(r"^==> \S+-(quake\S*)\.log <==$", out, re.M) == [
+        "quake-update",
+        "quake-install",
+    ]
+    out = invoke("logs", "--unpack", "--game", "quake-2", "--state-dir", state.path).stdout
+    assert re.findall(r"^==> \S+-(quake\S*)\.log <==$", out, re.M) == ["quake-2-stream-install"]
