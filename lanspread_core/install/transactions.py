@@ -81,6 +81,10 @@ def _owned(folder: Path) -> bool:
     return (folder / OWNED_MARKER).is_file()
 
 
+def _unmark(folder: Path) -> None:
+    (folder / OWNED_MARKER).unlink()
+
+
 def _rename(src: Path, dst: Path) -> None:
     os.rename(src, dst)
     fsync_dir(dst.parent)
@@ -250,10 +254,7 @@ class Transactions:
             listing = localfiles.walk(root / INSTALLING)
             _rename(root / INSTALLING, root / LOCAL)
             fault_point("install.promoted")
-            (root / LOCAL / OWNED_MARKER).unlink()
-            fault_point("install.marker_removed")
-            intent.clear(self.state, game_id)
-            localfiles.save(self.state, game_id, listing)
+            self._tidy_committed(game_id, "install", root, listing)
             return outcome
 
     def update(
@@ -283,20 +284,18 @@ class Transactions:
             fault_point("update.backed_up")
             _rename(staging, local)
             fault_point("update.promoted")
-            (local / OWNED_MARKER).unlink()
-            fault_point("update.marker_removed")
-            _rmtree(backup, fault="update.backup_removing")
-            fault_point("update.backup_removed")
-            intent.clear(self.state, game_id)
-            localfiles.save(self.state, game_id, listing)
+            self._tidy_committed(game_id, "update", root, listing, backup=backup)
             return outcome
 
-    def stream_install(self, game_id: str, fill: Callable[[Path], Outcome]) -> Outcome:
+    def stream_install(
+        self, game_id: str, fill: Callable[[Path], Outcome], source: str = "a peer"
+    ) -> Outcome:
         """Install from a stream: ``fill(staging)`` writes the tree, then it is promoted.
 
         No archives and no ``version.ini`` are written: the game ends installed,
         not downloaded. A failed attempt removes its staging folder, and the game
-        root too when this attempt created it.
+        root too when this attempt created it. ``source`` names the sender in
+        the unpack log.
         """
         root = self.root(game_id)
         with self.ops.hold(game_id, "stream-install"):
@@ -308,24 +307,62 @@ class Transactions:
             created = not root.exists()
             root.mkdir(parents=True, exist_ok=True)
             intent.record(self.state, game_id, "stream-install", "staging", created_root=created)
+            fault_point("stream-install.intent_written")
             staging = root / INSTALLING
-            try:
-                staging.mkdir()
-                _mark(staging)
-                outcome = fill(staging)
-            except BaseException:
-                _rmtree(staging)
-                if created:
-                    with contextlib.suppress(OSError):
-                        root.rmdir()
-                intent.clear(self.state, game_id)
-                raise
+            with UnpackLog(self.state.unpack_logs, game_id, "stream-install") as ulog:
+                ulog.line(f"stream-install {game_id} from {source}")
+                try:
+                    staging.mkdir()
+                    _mark(staging)
+                    fault_point("stream-install.staging_created")
+                    outcome = fill(staging)
+                except BaseException:
+                    _rmtree(staging)
+                    if created:
+                        with contextlib.suppress(OSError):
+                            root.rmdir()
+                    intent.clear(self.state, game_id)
+                    raise
+                ulog.line(f"{outcome.files} files, {outcome.bytes} bytes received and verified")
+            fault_point("stream-install.received")
             listing = localfiles.walk(staging)
             _rename(staging, root / LOCAL)
-            (root / LOCAL / OWNED_MARKER).unlink()
-            intent.clear(self.state, game_id)
-            localfiles.save(self.state, game_id, listing)
+            fault_point("stream-install.promoted")
+            self._tidy_committed(game_id, "stream-install", root, listing)
             return outcome
+
+    def _tidy_committed(
+        self,
+        game_id: str,
+        op: str,
+        root: Path,
+        listing: localfiles.Listing,
+        backup: Path | None = None,
+    ) -> None:
+        """Tidy up after the new ``local/`` was promoted: the operation has succeeded.
+
+        A step that fails here (an unlink, a backup's removal, clearing the
+        intent) is logged, not raised: the files are committed, and what is
+        left is exactly what startup recovery finishes, since the intent is
+        cleared last and so still proves the leftovers ours.
+        """
+        try:
+            _unmark(root / LOCAL)
+            fault_point(f"{op}.marker_removed")
+            if backup is not None:
+                _rmtree(backup, fault=f"{op}.backup_removing")
+                fault_point(f"{op}.backup_removed")
+            intent.clear(self.state, game_id)
+        except Exception as exc:
+            log.warning(
+                "%s of %s is done, but tidying up after it failed (%s);"
+                " the next start of lanspread finishes it",
+                op,
+                game_id,
+                exc,
+                exc_info=True,
+            )
+        localfiles.save(self.state, game_id, listing)  # a failure only costs the record
 
     def uninstall(self, game_id: str) -> Outcome:
         """Remove ``local/`` (user files included); the download stays."""

@@ -218,7 +218,8 @@ async def stream_from(
         return Outcome(game_id, "stream-install", None, got.files, got.bytes)
 
     started = time.monotonic()
-    outcome = await anyio.to_thread.run_sync(ws.tx.stream_install, game_id, fill)
+    source = f"peer {peer.peer_id[:8]} at {peer.host}"
+    outcome = await anyio.to_thread.run_sync(ws.tx.stream_install, game_id, fill, source)
     seconds = time.monotonic() - started
     return {
         "peer": peer.peer_id,

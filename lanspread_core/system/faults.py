@@ -45,6 +45,14 @@ POINTS: dict[str, tuple[str, ...]] = {
         "update.backup_removing",
         "update.backup_removed",
     ),
+    "stream-install": (
+        "stream-install.intent_written",
+        "stream-install.staging_created",
+        "stream-install.receiving",
+        "stream-install.received",
+        "stream-install.promoted",
+        "stream-install.marker_removed",
+    ),
     "uninstall": (
         "uninstall.intent_written",
         "uninstall.backed_up",

@@ -22,6 +22,7 @@ from lanspread_core.archive.protocol import Entry, EntryKind
 from lanspread_core.archive.treewriter import TreeWriter
 from lanspread_core.dataplane.client import DataConnection
 from lanspread_core.errors import Cancelled
+from lanspread_core.system.faults import fault_point
 from lanspread_core.transfer.handoff import Handoff
 from lanspread_core.wire.streamframes import (
     DATA,
@@ -107,6 +108,8 @@ def receive_stream(
                 disk.submit(writer.end, dataclasses.replace(current, crc32=sent))
                 got.files += 1
                 current = None
+                if got.files == 1:
+                    fault_point("stream-install.receiving")
             elif kind == ERROR:
                 raise StreamError(f"the sending peer failed: {reader.json(payload).get('error')}")
             elif kind == END:

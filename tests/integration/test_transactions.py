@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from lanspread_core.archive.listing import check_entries
+from lanspread_core.archive.treewriter import unpack_via_stream
 from lanspread_core.errors import LanspreadError
-from lanspread_core.install import intent
-from lanspread_core.install.transactions import Transactions
-from lanspread_core.library.layout import BACKUP, INSTALLING, OWNED_MARKER
+from lanspread_core.install import intent, transactions
+from lanspread_core.install.transactions import Outcome, Transactions
+from lanspread_core.library.layout import BACKUP, INSTALLING, OWNED_MARKER, root_archives
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import load_registry
 from lanspread_core.system.faults import ENV_FAULT, POINTS
 from lanspread_fixture.gamesets import create_set
+from lanspread_fixture.provider import FixtureProvider
 from support.cli import invoke, run_cli
+from support.peerproc import LOOPBACK, PeerProc, sources_of
 from support.trees import tree
 
 GAME = "aurora"
@@ -60,11 +65,13 @@ def _run(op: str, games: Path, state: StateDir, fault: str | None) -> subprocess
 
 
 PRE_INSTALLED = {"install": False, "update": True, "uninstall": True, "remove-download": False}
-CASES = [(op, point) for op, points in POINTS.items() for point in points]
+#: the local transactions; a stream-install needs a peer to stream from (its own test below)
+CASES = [(op, point) for op, points in POINTS.items() for point in points if op in PRE_INSTALLED]
+STREAM_CASES = POINTS["stream-install"]
 
 
 def test_every_fault_point_is_covered() -> None:
-    assert len(CASES) == sum(len(p) for p in POINTS.values()) == 24
+    assert len(CASES) + len(STREAM_CASES) == sum(len(p) for p in POINTS.values()) == 30
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +189,133 @@ def test_install_refused_when_installed_and_update_refused_when_not(
         tx.install(GAME)
     with pytest.raises(LanspreadError, match="not installed"):
         tx.update("borealis")
+
+
+# --- after the commit point ------------------------------------------------------
+
+
+def _fill(games: Path) -> Callable[[Path], Outcome]:
+    """A stream-install's fill that unpacks the game's own archives into staging."""
+
+    def fill(staging: Path) -> Outcome:
+        archives = root_archives(games / GAME)
+        provider = FixtureProvider()
+        listing = check_entries(provider.entries(archives))
+        unpack_via_stream(provider, archives, staging, listing=listing, keep=(OWNED_MARKER,))
+        return Outcome(GAME, "stream-install", None, listing.files, listing.total)
+
+    return fill
+
+
+def _transact(op: str, games: Path, state: StateDir) -> Outcome:
+    tx = Transactions(games, state, load_registry())
+    if op == "stream-install":
+        return tx.stream_install(GAME, _fill(games), source="a test")
+    work: Callable[[str], Outcome] = getattr(tx, op)
+    return work(GAME)
+
+
+def _fail(*_args: object) -> None:
+    raise OSError(errno.EIO, "Input/output error")
+
+
+@pytest.mark.parametrize("step", ["marker", "intent"])
+@pytest.mark.parametrize("op", ["install", "update", "stream-install"])
+def test_tidying_up_after_the_commit_cannot_fail_the_operation(
+    tmp_path: Path,
+    template: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    op: str,
+    step: str,
+) -> None:
+    installed = op == "update"
+    games, state = _setup(tmp_path / "reference", template, installed)
+    _transact(op, games, state)
+    new = tree(games)
+    games, state = _setup(tmp_path / "failing", template, installed)
+    if step == "marker":
+        monkeypatch.setattr(transactions, "_unmark", _fail)
+    else:
+        monkeypatch.setattr(intent, "clear", _fail)
+    outcome = _transact(op, games, state)  # committed: no exception
+    assert outcome.game_id == GAME and (games / GAME / "local").is_dir()
+    assert intent.read(state, GAME) is not None  # kept for recovery: it proves the leftovers ours
+    assert f"{op} of {GAME} is done, but tidying up after it failed" in caplog.text
+    monkeypatch.undo()
+    assert (tree(games) != new) == (step == "marker")  # the marker is left in local/
+    Transactions(games, state, load_registry()).recover()
+    assert tree(games) == new
+    assert intent.read(state, GAME) is None
+
+
+def test_stream_install_writes_an_unpack_log(tmp_path: Path, template: Path) -> None:
+    games, state = _setup(tmp_path, template, installed=False)
+    _transact("stream-install", games, state)
+    logs = list(state.unpack_logs.glob(f"*-{GAME}-stream-install.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert f"stream-install {GAME} from a test" in text and text.endswith("finished\n")
+    uninstalled = Transactions(games, state, load_registry())
+    uninstalled.uninstall(GAME)
+
+    def broken(staging: Path) -> Outcome:
+        raise LanspreadError("the sending peer failed: gone")
+
+    with pytest.raises(LanspreadError):
+        uninstalled.stream_install(GAME, broken, source="a test")
+    failed = sorted(state.unpack_logs.glob(f"*-{GAME}-stream-install.log"))[-1]
+    assert failed.read_text().endswith("failed: the sending peer failed: gone\n")
+
+
+# --- stream-install, killed at every step -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PeerProc, Path]]:
+    """A peer holding the game to stream, and the catalog; shared by the crash runs."""
+    work = tmp_path_factory.mktemp("sender")
+    catalog = work / "catalog.json"
+    create_set(work / "games", "alpha", size=SIZE, catalog=catalog, fmt="fixture")
+    with PeerProc(work, args=LOOPBACK, catalog=catalog) as peer:
+        yield peer, catalog
+
+
+def _stream_install(
+    work: Path, sender: tuple[PeerProc, Path], fault: str | None
+) -> tuple[Path, StateDir]:
+    peer, catalog = sender
+    env = {ENV_FAULT: fault} if fault else {}
+    args = [*LOOPBACK, "--peer", peer.control]
+    with PeerProc(work, args=args, catalog=catalog, env=env) as receiver:
+        sources_of(receiver, GAME, 1)
+        receiver.send("stream-install", game_id=GAME, wait=True)
+        if fault:
+            assert receiver.proc.wait(timeout=60) == -9, f"fault {fault} never fired"
+        else:
+            receiver.wait_event(lambda e: e.get("event") == "stream-install-finished", 60)
+    return receiver.games_dir, StateDir(work / "state")
+
+
+@pytest.fixture(scope="module")
+def streamed(
+    tmp_path_factory: pytest.TempPathFactory, sender: tuple[PeerProc, Path]
+) -> dict[str, str]:
+    """The receiver's games after a stream-install ran to the end: computed once."""
+    games, _ = _stream_install(tmp_path_factory.mktemp("streamed"), sender, None)
+    new = tree(games)
+    assert f"{GAME}/local" in new
+    return new
+
+
+@pytest.mark.parametrize("point", STREAM_CASES)
+def test_stream_install_killed_at_every_step_leaves_old_or_new_state(
+    tmp_path: Path, sender: tuple[PeerProc, Path], streamed: dict[str, str], point: str
+) -> None:
+    new = streamed
+    games, state = _stream_install(tmp_path / "crash", sender, point)
+    rec = run_cli("recover", "--games-dir", games, "--state-dir", state.path)
+    assert rec.returncode == 0, rec.stderr
+    after = tree(games)
+    assert after in ({}, new), f"after a crash at {point} the game is neither absent nor installed"
+    assert intent.read(state, GAME) is None
