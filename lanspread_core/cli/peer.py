@@ -12,7 +12,13 @@ import anyio.abc
 import click
 
 from lanspread_core.cli.common import library_options, provider_option, registry_of
-from lanspread_core.config import HostPort, PeerConfig
+from lanspread_core.config import (
+    ANY_ADDRESS,
+    DEFAULT_PORT,
+    FOLLOW_CONTROL_PORT,
+    HostPort,
+    PeerConfig,
+)
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.frontends.logfile import close_log_file, log_events, open_log_file
 from lanspread_core.library.statedir import StateDir, default_games_dir, default_state_dir
@@ -26,11 +32,16 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _hostport(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def _peers(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     try:
-        if isinstance(value, tuple):
-            return tuple(HostPort.parse(v) for v in value)
-        return HostPort.parse(value) if value else None
+        return tuple(HostPort.parse(v) for v in value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _listen(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    try:
+        return HostPort.listen(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -49,17 +60,29 @@ def run_options(func: F) -> F:
             "--peer",
             "peers",
             multiple=True,
-            callback=_hostport,
-            help="A peer's control address HOST:PORT (repeatable).",
+            callback=_peers,
+            help=f"A peer's address, HOST or HOST:PORT (port {DEFAULT_PORT} when left out;"
+            " repeatable).",
         ),
         click.option(
             "--listen",
-            default="0.0.0.0:0",
+            default=f"{ANY_ADDRESS}:{DEFAULT_PORT}",
             show_default=True,
-            callback=_hostport,
-            help="Where the QUIC control plane listens (port 0: any free port).",
+            callback=_listen,
+            help="Where the control plane listens (UDP): PORT (every address), HOST or"
+            " HOST:PORT; port 0 takes any free port.",
         ),
-        click.option("--name", default="", help="A name other peers show for this one."),
+        click.option(
+            "--data-port",
+            type=click.IntRange(0, 65535),
+            default=None,
+            help="The TCP port downloads are served on. [default: the --listen port's number]",
+        ),
+        click.option(
+            "--name",
+            default="",
+            help="A name other peers show for this one. [default: this machine's host name]",
+        ),
         click.option(
             "--ping-interval",
             type=float,
@@ -84,7 +107,8 @@ def run_options(func: F) -> F:
 
 #: what ``run_options`` and ``--ui`` give; any other option of ``run`` came from a plugin
 _CORE_OPTIONS = frozenset(
-    {"discovery", "peers", "listen", "name", "ping_interval", "stale_timeout", "provider"}
+    {"discovery", "peers", "listen", "data_port", "name", "ping_interval", "stale_timeout"}
+    | {"provider"}
     | {"games_dir", "state_dir", "catalog", "ui"}
 )
 
@@ -100,6 +124,7 @@ def make_config(kw: dict[str, Any]) -> PeerConfig:
         discovery=discovery,
         static_peers=kw["peers"],
         listen=kw["listen"],
+        data_port=FOLLOW_CONTROL_PORT if kw["data_port"] is None else kw["data_port"],
         name=kw["name"],
         ping_interval=kw["ping_interval"],
         stale_timeout=kw["stale_timeout"],

@@ -6,7 +6,14 @@ from lanspread_core.errors import LanspreadError
 
 
 class ListenError(LanspreadError):
-    """The control server cannot listen on the address it was given."""
+    """The control server cannot listen on the address it was given.
+
+    ``errno`` is the socket error's number (``EADDRINUSE``: the port is taken).
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class PeerUnreachable(LanspreadError):

@@ -117,7 +117,8 @@ async def serve_control(
         send.close()
         receive.close()
         raise ListenError(
-            f"cannot listen for peers on UDP {host} port {port} ({exc.strerror or exc})"
+            f"cannot listen for peers on UDP {host} port {port} ({exc.strerror or exc})",
+            errno=exc.errno,
         ) from None
     try:
         async with receive, anyio.create_task_group() as tg:

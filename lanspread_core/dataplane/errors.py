@@ -20,4 +20,11 @@ class SourceRefused(SourceFailed):
 
 
 class DataListenError(LanspreadError):
-    """The data-plane server cannot listen on the address it was given."""
+    """The data-plane server cannot listen on the address it was given.
+
+    ``errno`` is the socket error's number (``EADDRINUSE``: the port is taken).
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno

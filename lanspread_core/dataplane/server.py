@@ -143,7 +143,8 @@ def _listen(host: str, port: int) -> socket.socket:
         )
     except OSError as exc:
         raise DataListenError(
-            f"cannot listen for data connections on TCP {host} port {port} ({exc.strerror or exc})"
+            f"cannot listen for data connections on TCP {host} port {port} ({exc.strerror or exc})",
+            errno=exc.errno,
         ) from None
     listener.setblocking(False)
     return listener

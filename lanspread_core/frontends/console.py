@@ -20,6 +20,7 @@ runtime failed.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import logging
 import sys
 import time
@@ -47,12 +48,14 @@ from lanspread_core.events import (
     PeerJoined,
     PeerLeft,
     PeerLibrary,
+    Ready,
     RuntimeFailed,
 )
 from lanspread_core.frontends.present import OperationBars, make_progress, progress_line
 from lanspread_core.frontends.vocabulary import availability, failure, plural, size
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.runtime.peer import PeerRuntimeHandle
+from lanspread_core.system.netaddr import WILDCARDS, reachable_at
 
 log = logging.getLogger(__name__)
 
@@ -275,18 +278,7 @@ class ConsoleView:
 
     # -------------------------------------------------------------- output
     def print_header(self) -> None:
-        r = self.ready
-        state = StateDir(self.config.state_dir)
-        name = f" ({r.name})" if r.name else ""
-        created = {True: " (created)", False: ""}
-        lines = [
-            f"Lanspread {r.version} peer {r.peer_id}{name}",
-            f"  games dir     {r.games_dir}{created[self.created['games']]}",
-            f"  state dir     {r.state_dir}{created[self.created['state']]}",
-            f"  control       {r.control} (QUIC, for other peers)",
-            f"  local control {state.control_socket} (for 'lanspread status', 'install' ...)",
-        ]
-        for line in lines:
+        for line in header_lines(self.ready, self.config, self.created):
             if self.live_mode:
                 self.console.print(Text(line))
             else:
@@ -336,9 +328,7 @@ class ConsoleView:
     def _summary(self, stopped: bool) -> Text:
         serving = sum(1 for g in self.games if g.get("availability") == "ready")
         text = Text()
-        text.append(f"Peer {self.ready.peer_id[:8]}", style="bold")
-        if self.ready.name:
-            text.append(f" ({self.ready.name})")
+        text.append(f"Peer {self.ready.name or self.ready.peer_id[:8]}", style="bold")
         text.append(f" · {plural(len(self.peers), 'peer')} · serving {serving}")
         if self.outbound is not None:
             text.append(f" · {plural(self.outbound, 'outbound transfer')}")
@@ -397,6 +387,44 @@ class ConsoleView:
                 Text(words, style=style),
             )
         return table
+
+
+def header_lines(ready: Ready, config: PeerConfig, created: dict[str, bool]) -> list[str]:
+    """What ``lanspread run`` prints first: who this peer is, where it keeps
+    things, and the address a friend gives ``--peer`` to add it."""
+    state = StateDir(config.state_dir)
+    name = f" ({ready.name})" if ready.name else ""
+    host, _, port = ready.control.rpartition(":")
+    host = host.strip("[]")
+    addresses = reachable_at(host)
+    everywhere = host in WILDCARDS
+    lines = [
+        f"Lanspread {ready.version} peer {ready.peer_id}{name}",
+        f"  games dir     {ready.games_dir}",
+        f"  state dir     {ready.state_dir}{' (created)' if created['state'] else ''}",
+        f"  ports         UDP {port} (peers) and TCP {ready.data_port} (downloads)"
+        + (", on every address" if everywhere else f", on {host}"),
+        f"  this machine  {', '.join(addresses) or 'no LAN address found'}",
+        f"  local control {state.control_socket} (for 'lanspread status', 'install' ...)",
+    ]
+    if created["games"]:
+        lines.append(
+            f"Created an empty games folder, {ready.games_dir}: put game folders in it,"
+            " or give --games-dir."
+        )
+    reachable = [a for a in addresses if not ipaddress.ip_address(a).is_loopback]
+    if reachable:
+        lines.append(f"Friends can add you with --peer {_addr(reachable[0])}:{port}")
+    else:
+        lines.append(
+            "Only this machine can reach this peer"
+            + (f" (it listens on {host})." if not everywhere else " (no LAN address found).")
+        )
+    return lines
+
+
+def _addr(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _state_words(entry: dict[str, Any]) -> str:

@@ -14,7 +14,9 @@ handle: commands in, typed events out.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,10 +26,12 @@ import anyio
 import anyio.abc
 
 from lanspread_core import __version__
-from lanspread_core.config import HostPort, PeerConfig
+from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, HostPort, PeerConfig
 from lanspread_core.control.client import ControlPool
+from lanspread_core.control.errors import ListenError
 from lanspread_core.control.identity import Identity, load_or_create_identity
 from lanspread_core.control.server import ControlEndpoint, serve_control
+from lanspread_core.dataplane.errors import DataListenError
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.server import serve_data
 from lanspread_core.dataplane.tokens import TransferTokens
@@ -60,6 +64,37 @@ FEATURES = ("library-delta", "tcp-data")
 
 class StartupError(LanspreadError):
     """The peer could not start (a port in use, a broken state directory...)."""
+
+
+def host_name() -> str:
+    """This machine's host name without its domain: what a peer is called by default."""
+    return socket.gethostname().split(".")[0] or "lanspread"
+
+
+def listen_failure(exc: ListenError | DataListenError, config: PeerConfig) -> str:
+    """Why a listening socket failed, as one sentence that says what to do."""
+    control = isinstance(exc, ListenError)
+    host = config.listen.host
+    port = config.listen.port if control else config.data_port
+    what = f"UDP port {port} (the control plane)" if control else f"TCP port {port} (downloads)"
+    # a data port that shares the control port's number moves with --listen
+    follows = control or config.data_port == config.listen.port
+    flag = "--listen" if follows else "--data-port"
+    if exc.errno == errno.EADDRINUSE:
+        other = f"{host}:{port + 1}" if follows and host != ANY_ADDRESS else str(port + 1)
+        return (
+            f"{what} is already in use on this machine, perhaps by another lanspread peer;"
+            f" stop that or start this one with {flag} {other}"
+        )
+    # a negative number is getaddrinfo's: the host does not resolve
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or (exc.errno or 0) < 0:
+        return (
+            f"cannot listen on {host}: it is not an address of this machine;"
+            " give --listen a local address, or just a port to listen on every address"
+        )
+    if exc.errno == errno.EACCES:
+        return f"{what} needs root (ports below 1024 do); start with {flag} {DEFAULT_PORT}"
+    return str(exc)
 
 
 class _Ready:
@@ -138,6 +173,8 @@ class PeerRuntime:
     def __init__(
         self, config: PeerConfig, registry: Registry, services: Sequence[LocalService] = ()
     ) -> None:
+        if not config.name:  # people recognise a host name, not a hex id
+            config = replace(config, name=host_name())
         self.config = config
         self.registry = registry
         self.local_services = tuple(services)
@@ -289,6 +326,8 @@ class PeerRuntime:
     async def _fatal(self, exc: RequiredServiceFailed) -> None:
         cause = exc.cause
         self.failure = str(cause) if isinstance(cause, LanspreadError) else str(exc)
+        if isinstance(cause, ListenError | DataListenError):
+            self.failure = listen_failure(cause, self.config)
         self.bus.publish(RuntimeFailed(self.failure))
         self._stop.set()
 

@@ -19,6 +19,8 @@ from enum import StrEnum
 import anyio
 import anyio.abc
 
+from lanspread_core.errors import LanspreadError
+
 log = logging.getLogger(__name__)
 
 Service = Callable[[], Awaitable[None]]
@@ -84,7 +86,10 @@ class Supervisor:
             state.running = False
             state.last_error = f"{type(error).__name__}: {error}" if error else "stopped"
             if state.policy is Policy.REQUIRED:
-                log.error("required service %s failed: %s", state.name, state.last_error)
+                # an expected failure (a port in use) reaches the user once, through
+                # on_fatal; only a bug is worth an error line of its own
+                level = logging.INFO if isinstance(error, LanspreadError) else logging.ERROR
+                log.log(level, "required service %s failed: %s", state.name, state.last_error)
                 await self._on_fatal(RequiredServiceFailed(state.name, error))
                 return
             if state.policy is Policy.BEST_EFFORT:

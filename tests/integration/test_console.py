@@ -170,7 +170,9 @@ def test_the_live_view_shows_peers_progress_and_the_result(lan) -> None:
         # the header, then the other peer with its address and its games
         first = console.wait_for(lambda s: "Library" in s)
         assert "state dir" in first and f"{home / 'state'} (created)" in first
-        assert "control       127.0.0.1:" in first
+        assert re.search(
+            r"ports +UDP \d+ \(peers\) and TCP \d+ \(downloads\), on 127\.0\.0\.1", first
+        )
         assert str(home / "state" / "control.sock") in first
         # (conditions are checked on one screen together: a screen read while a
         # redraw is half written mixes two frames, and only the whole one counts)
@@ -215,7 +217,7 @@ def test_the_live_view_shows_peers_progress_and_the_result(lan) -> None:
         # Ctrl-C: a clean stop, exit 0, and bob hears Goodbye
         since_bob = bob.mark()
         assert console.stop(signal.SIGINT) == 0
-        console.wait_for(lambda s: "(alice) · 1 peer · serving 2 · stopped" in s, since=since)
+        console.wait_for(lambda s: "Peer alice · 1 peer · serving 2 · stopped" in s, since=since)
         bob.wait_event(
             lambda e: e["event"] == "peer-left" and e["reason"] == "goodbye", since=since_bob
         )
