@@ -14,6 +14,7 @@ handle: commands in, typed events out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -234,7 +235,8 @@ class PeerRuntime:
 
             # operations begin and end in worker threads; events are published on the loop
             def ops_changed(_snapshot: dict[str, str]) -> None:
-                loop.call_soon_threadsafe(self._ops_changed)
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                    loop.call_soon_threadsafe(self._ops_changed)
 
             self.ops.subscribe(ops_changed)
             self.supervisor = Supervisor(tg, self._fatal)
@@ -242,8 +244,17 @@ class PeerRuntime:
             self.bus.publish(self.ready_event())
             task_status.started(PeerRuntimeHandle(self))
             await self._stop.wait()
+            # an unpack runs in a worker thread, which cancelling the task group
+            # would wait for to the end: cancel the operations themselves first
+            unfinished = await self.runner.stop_all()
+            if unfinished:
+                log.warning(
+                    "stopping while %s still ends; the next start recovers it",
+                    ", ".join(unfinished),
+                )
             await self.sync.say_goodbye()
             tg.cancel_scope.cancel()
+        self.ops.unsubscribe(ops_changed)
         with anyio.CancelScope(shield=True), anyio.move_on_after(1):
             await self.sync.pool.aclose()
 

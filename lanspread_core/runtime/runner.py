@@ -4,12 +4,16 @@
 group, publishes its ``begin`` and exactly one ending (``finished``,
 ``cancelled``, ``failed``, or ``all-peers-gone`` when every source left),
 keeps the cancel token a ``cancel`` command sets, and hands worker threads a
-progress callback that publishes at most four events a second.
+progress callback that publishes at most four events a second. When the peer
+stops, :meth:`OperationRunner.stop_all` cancels every operation and waits a
+bounded time for them to roll back: an unpack is cancelled between blocks,
+never waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +40,9 @@ from lanspread_core.transfer.sources import AllSourcesGone
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.25
+#: Seconds a stopping peer waits for its cancelled operations to roll back
+#: (they take milliseconds); shutdown as a whole must end within 2 s.
+STOP_GRACE = 1.0
 
 Result = dict[str, Any]
 OperationBody = Callable[[CancelToken], Awaitable[Result]]
@@ -50,6 +57,8 @@ class OperationRunner:
         self.publish = publish
         self.cancels: dict[str, CancelToken] = {}
         self._discard: set[str] = set()
+        self._running: dict[str, anyio.Event] = {}
+        self._stopping = False
         self._tg: anyio.abc.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -61,7 +70,8 @@ class OperationRunner:
     def publish_threadsafe(self, event: Event) -> None:
         """Publish from a worker thread (the bus is the loop's)."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self.publish, event)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
+            self._loop.call_soon_threadsafe(self.publish, event)
 
     def progress(self, kind: OpKind, game_id: str, active_peers: int = 0) -> Progress:
         """A progress callback for worker threads: at most 4 events a second."""
@@ -99,14 +109,32 @@ class OperationRunner:
         """Whether the operation on ``game_id`` was cancelled with ``discard``."""
         return game_id in self._discard
 
+    async def stop_all(self, grace: float = STOP_GRACE) -> list[str]:
+        """Cancel every operation, refuse new ones, and wait up to ``grace`` s for them to end.
+
+        Each ends as it does on ``cancel``: an unpack stops between blocks and
+        rolls back, a download keeps its verified chunks. Returns the game ids
+        still running after ``grace`` (startup recovery finishes those).
+        """
+        self._stopping = True
+        for token in self.cancels.values():
+            token.cancel()
+        with anyio.move_on_after(grace):
+            for done in list(self._running.values()):
+                await done.wait()
+        return sorted(self._running)
+
     async def run(self, kind: OpKind, game_id: str, body: OperationBody, wait: bool) -> Result:
         """Run one operation on ``game_id`` with lifecycle events; optionally wait for it."""
+        if self._stopping:
+            raise CommandError("the peer is stopping; start the operation after it restarts")
         if self.ops.kind_of(game_id) or game_id in self.cancels:
             raise CommandError(f"{game_id} is busy with {self.ops.kind_of(game_id) or 'work'}")
         assert self._tg is not None, "OperationRunner.attach() first"
         token = CancelToken()
         self.cancels[game_id] = token
         done = anyio.Event()
+        self._running[game_id] = done
         result: Result = {}
 
         async def runner() -> None:
@@ -132,6 +160,7 @@ class OperationRunner:
             finally:
                 self.cancels.pop(game_id, None)
                 self._discard.discard(game_id)
+                self._running.pop(game_id, None)
                 done.set()
 
         self._tg.start_soon(runner)
