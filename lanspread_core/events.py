@@ -32,6 +32,9 @@ class OpKind(StrEnum):
 
 #: the local transactions among the operations (no peer involved)
 TRANSACTIONS = (OpKind.INSTALL, OpKind.UPDATE, OpKind.UNINSTALL, OpKind.REMOVE_DOWNLOAD)
+#: A download whose files all arrived but whose install step failed ends with
+#: ``download-failed`` and the error ``"<game> downloaded; install failed: ..."``.
+INSTALL_FAILED_AFTER_DOWNLOAD = "downloaded; install failed: "
 
 Json = dict[str, Any]
 

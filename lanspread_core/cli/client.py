@@ -67,8 +67,11 @@ def _run(main: Callable[[], Any]) -> Any:
 # -------------------------------------------------------------- operations
 
 
-async def run_operation(peer: PeerClient, op: str, game: str) -> dict[str, Any]:
-    """Run ``op`` on ``game`` with ``wait: true``: a bar until it ends, its result."""
+async def run_operation(
+    peer: PeerClient, op: str, game: str, **fields: Any
+) -> dict[str, Any]:
+    """Run ``op`` on ``game`` with ``wait: true`` (and ``fields``): a bar until it
+    ends, its result."""
     import anyio
     from rich.console import Console
 
@@ -93,7 +96,7 @@ async def run_operation(peer: PeerClient, op: str, game: str) -> dict[str, Any]:
             async def call() -> None:
                 try:
                     outcome["result"] = await peer.call(
-                        op, game_id=game, wait=True, on_event=on_event
+                        op, game_id=game, wait=True, on_event=on_event, **fields
                     )
                 except LanspreadError as exc:
                     outcome["error"] = exc
@@ -146,11 +149,13 @@ def via_running_peer(
     games_dir: Path | None,
     as_json: bool,
     check: Callable[[dict[str, Any]], None] | None = None,
+    **fields: Any,
 ) -> bool:
     """Run a local command's operation on the running peer, if there is one.
 
     False when no peer runs on ``state_dir`` (the caller then works locally).
-    ``check`` gets the peer's ``local-changes`` answer first and may refuse.
+    ``check`` gets the peer's ``local-changes`` answer first and may refuse;
+    ``fields`` go with the command (``provider``).
     """
     from lanspread_core.ipc.client import NoRunningPeer, connect
 
@@ -166,7 +171,7 @@ def via_running_peer(
                     )
             if check is not None:
                 check(await peer.call("local-changes", game_id=game))
-            return await run_operation(peer, op, game)
+            return await run_operation(peer, op, game, **fields)
 
     try:
         result = _run(main)

@@ -23,6 +23,7 @@ from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.frontends.vocabulary import AVAILABILITY, at_stake, deletion, loss
 from lanspread_core.library.catalog import Catalog, load_catalog
 from lanspread_core.library.statedir import StateDir, default_games_dir, locked
+from lanspread_core.plugin.selection import AUTO
 
 if TYPE_CHECKING:
     # the transactions (and the archive tree writer) load only for a command that installs
@@ -174,8 +175,9 @@ def _operation(name: str, help_text: str, unpacks: bool, asks: bool = False) -> 
             confirm_loss(name, game, changes, yes)
 
         check = ask if asks else None
-        # a running peer holds the state dir: let it do the work
-        if via_running_peer(name, game, state_dir, games_dir, as_json, check):
+        # a running peer holds the state dir: let it do the work (with --provider, if named)
+        fields = {"provider": provider} if unpacks and provider != AUTO else {}
+        if via_running_peer(name, game, state_dir, games_dir, as_json, check, **fields):
             return
         with local_context(ctx, games_dir, catalog, state_dir, provider, f"lanspread {name}") as lc:
             if check is not None:

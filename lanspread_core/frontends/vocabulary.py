@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lanspread_core.events import OpAllPeersGone, OpCancelled, OpFailed, OpKind, RuntimeFailed
+from lanspread_core.events import (
+    INSTALL_FAILED_AFTER_DOWNLOAD,
+    OpAllPeersGone,
+    OpCancelled,
+    OpFailed,
+    OpKind,
+    RuntimeFailed,
+)
 
 #: ``availability`` values of ``list-games`` in words (docs/protocol.md).
 AVAILABILITY = {
@@ -181,6 +188,8 @@ def failure(event: OpFailed | RuntimeFailed) -> str:
         return sentence(f"{op} of {game} was cancelled")
     if isinstance(event, OpAllPeersGone):
         error = error or "every peer that had it left"
+    if error.startswith(f"{game} {INSTALL_FAILED_AFTER_DOWNLOAD}"):
+        return sentence(error)  # the download itself did not fail: its files are here
     return sentence(f"{op} of {game} failed: {error or 'no reason given'}")
 
 

@@ -183,11 +183,12 @@ class Transactions:
         root: Path,
         token: CancelToken | None,
         progress: Progress | None,
+        provider: str | None = None,
     ) -> Outcome:
         archives = root_archives(root)
         if not archives:
             raise TransactionError(f"{game_id} has no archives (*.eti) to install from")
-        choice = choose(self.registry, self.provider, archives)
+        choice = choose(self.registry, provider or self.provider, archives)
         # checked once, here, before staging exists; the tree writer holds the
         # provider's stream to this listing
         listing = check_entries(choice.provider.entries(archives))
@@ -240,9 +241,13 @@ class Transactions:
 
     # ------------------------------------------------------------- operations
     def install(
-        self, game_id: str, token: CancelToken | None = None, progress: Progress | None = None
+        self,
+        game_id: str,
+        token: CancelToken | None = None,
+        progress: Progress | None = None,
+        provider: str | None = None,
     ) -> Outcome:
-        """Unpack a downloaded game into ``local/``."""
+        """Unpack a downloaded game into ``local/`` (with ``provider``, else the usual one)."""
         root = self.require_root(game_id)
         with self.ops.hold(game_id, "install"):
             self.recover_game(game_id)
@@ -250,7 +255,7 @@ class Transactions:
                 raise TransactionError(f"{game_id} is not downloaded (no {SENTINEL})")
             if is_installed(root):
                 raise TransactionError(f"{game_id} is already installed; use update")
-            outcome = self._unpack_into_staging(game_id, "install", root, token, progress)
+            outcome = self._unpack_into_staging(game_id, "install", root, token, progress, provider)
             listing = localfiles.walk(root / INSTALLING)
             _rename(root / INSTALLING, root / LOCAL)
             fault_point("install.promoted")
@@ -258,7 +263,11 @@ class Transactions:
             return outcome
 
     def update(
-        self, game_id: str, token: CancelToken | None = None, progress: Progress | None = None
+        self,
+        game_id: str,
+        token: CancelToken | None = None,
+        progress: Progress | None = None,
+        provider: str | None = None,
     ) -> Outcome:
         """Reinstall from the current archives, keeping the user's own files."""
         root = self.require_root(game_id)
@@ -268,7 +277,7 @@ class Transactions:
                 raise TransactionError(f"{game_id} is not downloaded (no {SENTINEL})")
             if not is_installed(root):
                 raise TransactionError(f"{game_id} is not installed; use install")
-            outcome = self._unpack_into_staging(game_id, "update", root, token, progress)
+            outcome = self._unpack_into_staging(game_id, "update", root, token, progress, provider)
             staging, local, backup = root / INSTALLING, root / LOCAL, root / BACKUP
             listing = localfiles.walk(staging)  # before the user's files join it
             try:

@@ -36,9 +36,10 @@ def build_provider(registry: Registry, name: str) -> ArchiveProvider:
     """Instantiate the provider called ``name`` or explain what to install."""
     record = registry.providers.get(name)
     if record is None:
+        # no package name is guessed: a plugin's distribution is named by its author
         raise ProviderNotFound(
             f"provider {name!r} is not installed (installed: {installed_names(registry)});"
-            f" try 'pip install lanspread-{name}'"
+            " 'lanspread plugins' shows what each one reads"
         )
     try:
         # plugin code, untyped at this boundary; the record promises an ArchiveProvider
@@ -72,7 +73,8 @@ def choose(registry: Registry, name: str, archives: Sequence[Path]) -> Choice:
         return Choice(name, provider, probe)
     if not registry.providers:
         raise NoProviderCanHandle(
-            "no archive provider is installed; try 'pip install lanspread-unrar'"
+            "no archive provider is installed; 'make setup' in the Lanspread folder"
+            " installs the built-in ones (unrar, libarchive)"
         )
     reasons = []
     for pname in sorted(registry.providers):
@@ -86,3 +88,27 @@ def choose(registry: Registry, name: str, archives: Sequence[Path]) -> Choice:
             return Choice(pname, provider, probe)
         reasons.append(f"{pname}: {probe.reason}")
     raise NoProviderCanHandle("no installed provider can handle this; " + "; ".join(reasons))
+
+
+def readers(registry: Registry, archives: Sequence[Path]) -> list[str]:
+    """The installed providers that say they can read ``archives`` (a cheap probe
+    each; one whose library is missing is left out), in sorted order."""
+    found = []
+    for pname in sorted(registry.providers):
+        try:
+            provider = registry.providers[pname].factory()
+        except PluginError:
+            continue
+        if _probe(provider, archives).ok:
+            found.append(pname)
+    return found
+
+
+def chosen_name(registry: Registry, name: str, archives: Sequence[Path]) -> str | None:
+    """The provider ``name`` (or ``auto``) stands for on ``archives``; None when none can."""
+    if name != AUTO:
+        return name
+    try:
+        return choose(registry, AUTO, archives).name
+    except (NoProviderCanHandle, UsageError):
+        return None

@@ -25,6 +25,8 @@ from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.library.versionini import check_version_file
+from lanspread_core.plugin.registry import Registry
+from lanspread_core.plugin.selection import AUTO, build_provider
 from lanspread_core.runtime.operations import (
     Workshop,
     download_body,
@@ -42,6 +44,7 @@ class Peer(Protocol):
     """What the commands use of the running peer (and nothing more)."""
 
     config: PeerConfig
+    registry: Registry
     state: StateDir
     catalog: Catalog
     library: Library
@@ -236,11 +239,24 @@ def _newer_on_peers(rt: Peer, gid: str) -> bool:
     return check_version_file(root) != cat.version
 
 
+def _provider(rt: Peer, cmd: dict[str, Any], kind: OpKind) -> str | None:
+    """The ``provider`` an install or update asks for, checked now (None: the peer's own)."""
+    if "provider" not in cmd:
+        return None
+    name = _str(cmd, "provider")
+    if kind not in (OpKind.INSTALL, OpKind.UPDATE):
+        raise BadCommand(f"{kind} unpacks nothing; 'provider' is for install and update")
+    if name != AUTO:
+        build_provider(rt.registry, name)  # not installed, or unusable: refused with why
+    return name
+
+
 def _operation(kind: OpKind) -> Handler:
     async def run(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
         gid = _str(cmd, "game_id")
         wait = _flag(cmd, "wait", False)
         game_root(rt.config.games_dir, gid)  # a bad id fails now, not as a later event
+        provider = _provider(rt, cmd, kind)
         ws = rt.workshop()
         if kind is OpKind.REMOVE_DOWNLOAD and not rt.ops.kind_of(gid):
             root = game_root(rt.config.games_dir, gid)
@@ -249,7 +265,7 @@ def _operation(kind: OpKind) -> Handler:
         if kind is OpKind.UPDATE and _newer_on_peers(rt, gid):
             return await rt.runner.run(OpKind.DOWNLOAD, gid, download_body(ws, gid, True), wait)
         rt.tx.require_root(gid)  # a missing game fails now too
-        return await rt.runner.run(kind, gid, transaction(ws, kind, gid), wait)
+        return await rt.runner.run(kind, gid, transaction(ws, kind, gid, provider), wait)
 
     return run
 

@@ -19,8 +19,9 @@ import anyio
 from lanspread_core.archive.cancel import CancelToken
 from lanspread_core.dataplane.link import DataLink
 from lanspread_core.dataplane.outbound import OutboundTransfers
-from lanspread_core.errors import Cancelled, CommandError, LanspreadError
+from lanspread_core.errors import Cancelled, CommandError, DiskWriteError, LanspreadError
 from lanspread_core.events import (
+    INSTALL_FAILED_AFTER_DOWNLOAD,
     Event,
     OpBegin,
     OpFailed,
@@ -30,11 +31,12 @@ from lanspread_core.events import (
 )
 from lanspread_core.install.transactions import Outcome, TransactionError, Transactions
 from lanspread_core.library.catalog import Catalog
-from lanspread_core.library.layout import is_downloaded, is_installed
+from lanspread_core.library.layout import is_downloaded, is_installed, root_archives
 from lanspread_core.library.manifest import Manifest
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.library.versionini import check_version_file
+from lanspread_core.plugin.selection import chosen_name, readers
 from lanspread_core.runtime.runner import OperationBody, OperationRunner
 from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.system.diskspace import NotEnoughSpace, check_free_space
@@ -75,8 +77,14 @@ def paused_record(state: StateDir, game_id: str) -> Path:
     return state.game_dir(game_id) / RECORD
 
 
-def transaction(ws: Workshop, kind: OpKind, game_id: str) -> OperationBody:
-    """The body of a local transaction: a worker thread, writers exclusive of readers."""
+def transaction(
+    ws: Workshop, kind: OpKind, game_id: str, provider: str | None = None
+) -> OperationBody:
+    """The body of a local transaction: a worker thread, writers exclusive of readers.
+
+    ``provider`` (install and update) names the archive provider for this one
+    operation instead of the peer's ``--provider``.
+    """
     tx = ws.tx
     work = {
         OpKind.INSTALL: tx.install,
@@ -89,6 +97,8 @@ def transaction(ws: Workshop, kind: OpKind, game_id: str) -> OperationBody:
         kwargs: dict[str, Any] = {}
         if kind in (OpKind.INSTALL, OpKind.UPDATE):
             kwargs = {"token": token, "progress": ws.runner.progress(kind, game_id)}
+            if provider is not None:
+                kwargs["provider"] = provider
         if kind in (OpKind.UPDATE, OpKind.REMOVE_DOWNLOAD):
             # readers first: block new transfers, cancel live ones and wait for them
             async with ws.outbound.exclusive(game_id):
@@ -152,13 +162,34 @@ def download_body(ws: Workshop, game_id: str, install: bool) -> OperationBody:
                 installed = await transaction(ws, kind, game_id)(token)
             except LanspreadError as exc:
                 ws.publish(OpFailed(kind, game_id, str(exc)))
-                raise
+                if isinstance(exc, Cancelled):
+                    raise
+                # the download itself succeeded: say so, and what could install it
+                hint = await anyio.to_thread.run_sync(install_hint, ws, kind, game_id, exc)
+                raise CommandError(f"{game_id} {INSTALL_FAILED_AFTER_DOWNLOAD}{exc}{hint}") from exc
             ws.publish(OpFinished(kind, game_id, installed))
             result["installed"] = str(kind)
             result["provider"] = installed["provider"]
         return result
 
     return body
+
+
+def install_hint(ws: Workshop, kind: OpKind, game_id: str, exc: LanspreadError) -> str:
+    """``; try 'lanspread install GAME --provider NAME'`` when another installed
+    provider reads the archives the failed one could not; else nothing."""
+    if isinstance(exc, NotEnoughSpace | DiskWriteError):
+        return ""  # no provider fixes a full disk
+    archives = root_archives(ws.games_dir / game_id)
+    if not archives:
+        return ""
+    registry, configured = ws.tx.registry, ws.tx.provider
+    failed = chosen_name(registry, configured, archives)
+    others = [name for name in readers(registry, archives) if name != failed]
+    if not others:
+        return ""
+    verb = "update" if kind is OpKind.UPDATE else "install"
+    return f"; try 'lanspread {verb} {game_id} --provider {others[0]}'"
 
 
 def stream_install_body(ws: Workshop, game_id: str) -> OperationBody:

@@ -48,6 +48,7 @@ from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.statedir import StateDir, locked
 from lanspread_core.plugin.registry import Registry
+from lanspread_core.plugin.selection import AUTO, build_provider
 from lanspread_core.runtime.commands import dispatch
 from lanspread_core.runtime.eventbus import EventBus, Subscription
 from lanspread_core.runtime.handlers import RequestHandlers
@@ -212,6 +213,8 @@ class PeerRuntime:
             self.stopped.set()
 
     async def _run(self, task_status: anyio.abc.TaskStatus[PeerRuntimeHandle]) -> None:
+        if self.config.provider != AUTO:  # refused now, not after a whole download
+            await anyio.to_thread.run_sync(build_provider, self.registry, self.config.provider)
         self.identity = await anyio.to_thread.run_sync(load_or_create_identity, self.state)
         self.served = ServedLibrary(self.identity.peer_id)
         self.swarm = Swarm(self.served, self._served_changed)

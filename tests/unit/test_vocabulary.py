@@ -84,3 +84,12 @@ def test_the_deletion_question_names_what_the_user_added() -> None:
     assert vocabulary.at_stake("update", {**changes, "changed": 1, "changed_sample": ["x.cfg"]})
     assert not vocabulary.at_stake("uninstall", {"known": True, "files": 3})
     assert vocabulary.at_stake("uninstall", {"known": False, "files": 3})
+
+
+def test_a_download_whose_install_failed_is_not_called_a_failed_download() -> None:
+    from lanspread_core.events import OpFailed, OpKind
+
+    error = "borealis downloaded; install failed: bad CRC; try 'lanspread install borealis'"
+    assert vocabulary.failure(OpFailed(OpKind.DOWNLOAD, "borealis", error)) == error + "."
+    other = vocabulary.failure(OpFailed(OpKind.DOWNLOAD, "borealis", "no peer serves it"))
+    assert other == "Download of borealis failed: no peer serves it."
