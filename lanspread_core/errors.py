@@ -7,6 +7,9 @@ Every error the core or a plugin raises on purpose derives from
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class LanspreadError(Exception):
     """An expected failure with a message fit for a user."""
@@ -54,3 +57,12 @@ class Cancelled(LanspreadError):
 
 class CommandError(LanspreadError):
     """A command to a running peer could not be carried out; the message says why."""
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``"; did you mean cascade?"`` naming the known words closest to a
+    mistyped ``word`` (at most three), or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, sorted(set(known) - {word}), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {' or '.join(close)}?"

@@ -67,9 +67,7 @@ def _run(main: Callable[[], Any]) -> Any:
 # -------------------------------------------------------------- operations
 
 
-async def run_operation(
-    peer: PeerClient, op: str, game: str, **fields: Any
-) -> dict[str, Any]:
+async def run_operation(peer: PeerClient, op: str, game: str, **fields: Any) -> dict[str, Any]:
     """Run ``op`` on ``game`` with ``wait: true`` (and ``fields``): a bar until it
     ends, its result."""
     import anyio

@@ -20,7 +20,7 @@ from lanspread_core.cli.common import (
     registry_of,
 )
 from lanspread_core.errors import LanspreadError, UsageError
-from lanspread_core.frontends.vocabulary import AVAILABILITY, at_stake, deletion, loss
+from lanspread_core.frontends.vocabulary import AVAILABILITY, at_stake, deletion, loss, plural, size
 from lanspread_core.library.catalog import Catalog, load_catalog
 from lanspread_core.library.statedir import StateDir, default_games_dir, locked
 from lanspread_core.plugin.selection import AUTO
@@ -36,6 +36,8 @@ class LocalContext:
     state: StateDir
     catalog: Catalog
     transactions: Transactions
+    #: what start-up recovery did, one sentence each
+    recovered: list[str]
 
 
 @contextmanager
@@ -46,8 +48,10 @@ def local_context(
     state_dir: Path | None,
     provider: str = "auto",
     holder: str = "lanspread",
+    quiet_recovery: bool = False,
 ) -> Iterator[LocalContext]:
-    """Open the games dir and state dir for one command and run start-up recovery."""
+    """Open the games dir and state dir for one command and run start-up recovery
+    (what it did goes to stderr, unless ``quiet_recovery``: the caller reports it)."""
     from lanspread_core.install.transactions import Transactions
 
     games = (games_dir or default_games_dir()).expanduser()
@@ -61,16 +65,18 @@ def local_context(
     state = StateDir(state_dir).ensure()
     with locked(state, holder):
         tx = Transactions(games, state, registry_of(ctx), provider=provider)
-        for note in tx.recover():
+        recovered = tx.recover()
+        for note in [] if quiet_recovery else recovered:
             click.echo(f"lanspread: recovered: {note}", err=True)
-        yield LocalContext(games, state, cat, tx)
+        yield LocalContext(games, state, cat, tx, recovered)
 
 
 def _report(outcome: Outcome, as_json: bool) -> None:
     if as_json:
         emit_json(outcome.__dict__)
         return
-    extra = f" with {outcome.provider} ({outcome.files} entries)" if outcome.provider else ""
+    entries = plural(outcome.files, "entry", "entries")
+    extra = f" with {outcome.provider} ({entries})" if outcome.provider else ""
     click.echo(f"{outcome.op}: {outcome.game_id} done{extra}")
 
 
@@ -94,7 +100,10 @@ def scan(
     """
     from lanspread_core.library.index import Library
 
-    with local_context(ctx, games_dir, catalog, state_dir) as lc:
+    with (
+        _peer_runs_hint("scan", "'lanspread games' lists the library it keeps up to date"),
+        local_context(ctx, games_dir, catalog, state_dir, holder="lanspread scan") as lc,
+    ):
         library = Library(lc.games_dir, lc.state, lc.catalog)
         library.refresh()
         games = library.games()
@@ -111,7 +120,7 @@ def scan(
     for g in games:
         state = f"error: {g.error}" if g.error else AVAILABILITY.get(g.availability, g.availability)
         click.echo(
-            f"{g.id:<20} {g.local_version or '-':<10} {g.size:>12,}  "
+            f"{g.id:<20} {g.local_version or '-':<10} {size(g.size):>12}  "
             f"{'yes' if g.downloaded else 'no':<10} {'yes' if g.installed else 'no':<9}  {state}"
         )
 
@@ -129,8 +138,33 @@ def recover(
 
     Example: lanspread recover --games-dir ~/games
     """
-    with local_context(ctx, games_dir, catalog, state_dir, holder="lanspread recover"):
+    hint = "it finished or undid what a crash left when it started; nothing to do now"
+    with (
+        _peer_runs_hint("recover", hint),
+        local_context(
+            ctx, games_dir, catalog, state_dir, holder="lanspread recover", quiet_recovery=True
+        ) as lc,
+    ):
         pass
+    for note in lc.recovered:
+        click.echo(f"recovered: {note}")
+    if not lc.recovered:
+        click.echo(f"nothing to recover in {lc.games_dir}")
+
+
+@contextmanager
+def _peer_runs_hint(command: str, instead: str) -> Iterator[None]:
+    """A running peer holds the state dir: say so, and what to do ``instead``."""
+    from lanspread_core.library.statedir import StateDirBusy
+
+    try:
+        yield
+    except StateDirBusy as busy:
+        raise StateDirBusy(
+            f"{command}: a lanspread peer is running on this state directory"
+            f" ({busy.holder or 'another process'}); {instead}",
+            busy.holder,
+        ) from None
 
 
 class Declined(LanspreadError):

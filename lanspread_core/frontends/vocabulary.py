@@ -66,8 +66,10 @@ CANCELLABLE = frozenset({"download", "stream-install", "install", "update"})
 _DECIMAL = ("kB", "MB", "GB", "TB", "PB", "EB")
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def plural(n: int, word: str, many: str = "") -> str:
+    """``1 peer``, ``2 peers``; ``many`` for a word that does not just take an s
+    (``plural(n, "entry", "entries")``)."""
+    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
 
 
 def size(n: int | None) -> str:

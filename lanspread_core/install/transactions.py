@@ -27,7 +27,7 @@ from pathlib import Path
 from lanspread_core.archive.cancel import CancelToken, WatchedSink
 from lanspread_core.archive.listing import check_entries
 from lanspread_core.archive.treewriter import unpack_via_stream
-from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.errors import LanspreadError, UsageError, did_you_mean
 from lanspread_core.install import intent, localfiles
 from lanspread_core.install.unpacklog import UnpackLog
 from lanspread_core.library.layout import (
@@ -58,6 +58,10 @@ Progress = Callable[[int, int], None]
 
 class TransactionError(LanspreadError):
     pass
+
+
+#: what to do about a game that is not (completely) downloaded here
+_FETCH_FIRST = "; download it first: 'lanspread download {game}' while a peer runs"
 
 
 @dataclass
@@ -170,11 +174,25 @@ class Transactions:
             raise UsageError(f"{root} is a symbolic link; Lanspread only manages real folders")
         return root
 
-    def require_root(self, game_id: str) -> Path:
+    def require_root(self, game_id: str, *, to_install: bool = False) -> Path:
+        """The root of ``game_id``, which must exist; the refusal suggests the
+        nearest game folder, or (``to_install``) downloading the game first."""
         root = self.root(game_id)
         if not root.is_dir():
-            raise UsageError(f"there is no game {game_id!r} in {self.games_dir}")
+            hint = did_you_mean(game_id, self._here())
+            if to_install and not hint:
+                raise TransactionError(
+                    f"{game_id} is not downloaded here" + _FETCH_FIRST.format(game=game_id)
+                )
+            raise UsageError(f"there is no game {game_id!r} in {self.games_dir}{hint}")
         return root
+
+    def _here(self) -> list[str]:
+        """The game folders in the games directory (what a mistyped id may mean)."""
+        try:
+            return [p.name for p in self.games_dir.iterdir() if p.is_dir()]
+        except OSError:
+            return []
 
     def _unpack_into_staging(
         self,
@@ -248,11 +266,14 @@ class Transactions:
         provider: str | None = None,
     ) -> Outcome:
         """Unpack a downloaded game into ``local/`` (with ``provider``, else the usual one)."""
-        root = self.require_root(game_id)
+        root = self.require_root(game_id, to_install=True)
         with self.ops.hold(game_id, "install"):
             self.recover_game(game_id)
             if not is_downloaded(root):
-                raise TransactionError(f"{game_id} is not downloaded (no {SENTINEL})")
+                raise TransactionError(
+                    f"{game_id} is not downloaded (no {SENTINEL})"
+                    + _FETCH_FIRST.format(game=game_id)
+                )
             if is_installed(root):
                 raise TransactionError(f"{game_id} is already installed; use update")
             outcome = self._unpack_into_staging(game_id, "install", root, token, progress, provider)

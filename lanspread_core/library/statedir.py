@@ -76,7 +76,11 @@ class StateDir:
 
 
 class StateDirBusy(LanspreadError):
-    pass
+    """Another process holds the state directory; ``holder`` says which."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 @contextmanager
@@ -93,5 +97,6 @@ def locked(state: StateDir, holder: str) -> Iterator[None]:
     except LockHeld as held:
         raise StateDirBusy(
             f"the state directory {state.path} is in use by {held.holder};"
-            " stop it or use its control commands"
+            " stop it or use its control commands",
+            held.holder,
         ) from None

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import anyio
 
 from lanspread_core.config import HostPort, PeerConfig
-from lanspread_core.errors import LanspreadError, UsageError
+from lanspread_core.errors import LanspreadError, UsageError, did_you_mean
 from lanspread_core.events import TRANSACTIONS, OpKind, Ready
 from lanspread_core.install import localfiles
 from lanspread_core.install.transactions import Transactions
@@ -190,10 +190,12 @@ async def list_games(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
 @command("get-game")
 async def get_game(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     gid = _str(cmd, "game_id")
-    for entry in games_view(rt):
+    view = games_view(rt)
+    for entry in view:
         if entry["id"] == gid:
             return entry
-    raise LanspreadError(f"no game {gid!r} here or on any known peer")
+    known = [e["id"] for e in view] + list(rt.catalog.games)
+    raise LanspreadError(f"no game {gid!r} here or on any known peer{did_you_mean(gid, known)}")
 
 
 @command("local-changes")
@@ -264,7 +266,7 @@ def _operation(kind: OpKind) -> Handler:
                 return {"game_id": gid, "op": str(kind), "discarded": discarded}
         if kind is OpKind.UPDATE and _newer_on_peers(rt, gid):
             return await rt.runner.run(OpKind.DOWNLOAD, gid, download_body(ws, gid, True), wait)
-        rt.tx.require_root(gid)  # a missing game fails now too
+        rt.tx.require_root(gid, to_install=kind is OpKind.INSTALL)  # a missing game fails now
         return await rt.runner.run(kind, gid, transaction(ws, kind, gid, provider), wait)
 
     return run

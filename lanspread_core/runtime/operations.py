@@ -19,7 +19,13 @@ import anyio
 from lanspread_core.archive.cancel import CancelToken
 from lanspread_core.dataplane.link import DataLink
 from lanspread_core.dataplane.outbound import OutboundTransfers
-from lanspread_core.errors import Cancelled, CommandError, DiskWriteError, LanspreadError
+from lanspread_core.errors import (
+    Cancelled,
+    CommandError,
+    DiskWriteError,
+    LanspreadError,
+    did_you_mean,
+)
 from lanspread_core.events import (
     INSTALL_FAILED_AFTER_DOWNLOAD,
     Event,
@@ -114,7 +120,9 @@ def download_body(ws: Workshop, game_id: str, install: bool) -> OperationBody:
     """Download the catalog version from peers, then install or update it."""
     cat = ws.catalog.get(game_id)
     if cat is None:
-        raise CommandError(f"{game_id} is not in the catalog")
+        raise CommandError(
+            f"{game_id} is not in the catalog{did_you_mean(game_id, ws.catalog.games)}"
+        )
     root = ws.games_dir / game_id
     if is_downloaded(root) and check_version_file(root) == cat.version:
         raise CommandError(f"{game_id} {cat.version} is already downloaded")
@@ -196,7 +204,9 @@ def stream_install_body(ws: Workshop, game_id: str) -> OperationBody:
     """Install by streaming from a validated peer; on failure try the next one."""
     cat = ws.catalog.get(game_id)
     if cat is None:
-        raise CommandError(f"{game_id} is not in the catalog")
+        raise CommandError(
+            f"{game_id} is not in the catalog{did_you_mean(game_id, ws.catalog.games)}"
+        )
     if is_installed(ws.games_dir / game_id):
         raise CommandError(f"{game_id} is already installed; uninstall it first")
     trusted = cat.hashes.get("manifest") or None

@@ -103,6 +103,9 @@ class PeerSync:
     def is_present(self, peer_id: str) -> bool:
         return peer_id in self.table
 
+    def known(self) -> list[Source]:
+        return list(self.table.all())
+
     async def request(self, peer: Source, message: Message, timeout: float) -> Message:
         known = self.table.get(peer.peer_id)
         if known is None:
@@ -191,7 +194,8 @@ class PeerSync:
                 self._changed = anyio.Event()
                 await self._changed.wait()
         if len(self.table) < count:
-            raise CommandError(f"only {len(self.table)} of {count} peers after {timeout:g}s")
+            peers = "peer" if count == 1 else "peers"
+            raise CommandError(f"only {len(self.table)} of {count} {peers} after {timeout:g}s")
         return len(self.table)
 
     # ------------------------------------------------------------- sync

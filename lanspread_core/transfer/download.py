@@ -393,7 +393,8 @@ class Download:
             self._starved_since = time.monotonic()
         elif time.monotonic() - self._starved_since > STARVED_GIVE_UP:
             return AllSourcesGone(
-                f"no peer left holds {len(starved)} chunks of {self.job.game_id}"
+                f"no peer left holds {len(starved)} chunk{'s' if len(starved) != 1 else ''}"
+                f" of {self.job.game_id}"
                 f" (sources: {', '.join(pid[:8] for pid in planner.sources)})"
             )
         return None

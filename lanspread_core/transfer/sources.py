@@ -66,9 +66,38 @@ class PeerAccess(Protocol):
         """Whether ``peer_id`` is still a known peer (it has not left)."""
         ...
 
+    def known(self) -> list[Source]:
+        """Every known peer, whatever it holds (to say what the peers do have)."""
+        ...
+
     async def request(self, peer: Source, message: Message, timeout: float) -> Message:
         """One control-plane request to ``peer``; raises on failure."""
         ...
+
+
+def no_source(known: list[Source], game_id: str, version: str) -> str:
+    """Why no peer serves ``game_id`` at ``version``, with what the peers do have."""
+    head = f"no peer serves {game_id} {version}"
+    if not known:
+        return (
+            f"{head}: no other peer is known yet (on a LAN they appear within seconds;"
+            " 'lanspread run --peer HOST' adds one by hand)"
+        )
+    others = [(p, p.games[game_id]) for p in known if game_id in p.games]
+    if others:
+        held = "; ".join(
+            f"{_who(p)} has {info.version}" + (" (still downloading it)" if info.partial else "")
+            for p, info in others
+        )
+        return f"{head} (the catalog's version): {held}"
+    games = ", ".join(sorted({g for p in known for g in p.games})) or "no games yet"
+    if len(known) == 1:
+        return f"{head}: the one other peer, {_who(known[0])}, has {games}"
+    return f"{head}: none of the {len(known)} other peers has it; they have {games}"
+
+
+def _who(peer: Source) -> str:
+    return peer.name or peer.peer_id[:8]
 
 
 async def request_manifest(peers: PeerAccess, peer: Source, game_id: str) -> Manifest:
@@ -132,7 +161,7 @@ async def agreed_sources(
     only with ``partial`` (a download; a stream-install needs whole ones)."""
     holders = peers.holders(game_id, version, partial=partial)
     if not holders:
-        raise DownloadError(f"no peer serves {game_id} {version}")
+        raise DownloadError(no_source(peers.known(), game_id, version))
     manifests = await manifests_from(peers, holders, game_id)
     manifest, agreeing = choose_manifest(manifests, trusted)
     by_id = {p.peer_id: p for p in holders}

@@ -102,6 +102,9 @@ class FakePeers:
     def is_present(self, peer_id: str) -> bool:
         return peer_id in self.present
 
+    def known(self) -> list[Source]:
+        return [s.source for s in self.seeds.values() if s.source.peer_id in self.present]
+
     async def request(self, peer: Source, message: Message, timeout: float) -> Message:
         seed = self.seeds[peer.peer_id]
         if isinstance(message, GetGame):

@@ -93,3 +93,17 @@ def test_a_download_whose_install_failed_is_not_called_a_failed_download() -> No
     assert vocabulary.failure(OpFailed(OpKind.DOWNLOAD, "borealis", error)) == error + "."
     other = vocabulary.failure(OpFailed(OpKind.DOWNLOAD, "borealis", "no peer serves it"))
     assert other == "Download of borealis failed: no peer serves it."
+
+
+def test_plurals_of_words_that_do_not_just_take_an_s(capsys: pytest.CaptureFixture[str]) -> None:
+    from lanspread_core.cli.local import _report
+    from lanspread_core.install.transactions import Outcome
+
+    assert vocabulary.plural(1, "entry", "entries") == "1 entry"
+    assert vocabulary.plural(2, "entry", "entries") == "2 entries"
+    _report(Outcome("aurora", "install", "unrar", 1, 10), as_json=False)
+    _report(Outcome("aurora", "install", "unrar", 11, 10), as_json=False)
+    assert capsys.readouterr().out.splitlines() == [
+        "install: aurora done with unrar (1 entry)",
+        "install: aurora done with unrar (11 entries)",
+    ]
