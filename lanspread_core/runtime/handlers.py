@@ -23,6 +23,7 @@ from lanspread_core.dataplane.errors import TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.library.index import Library
+from lanspread_core.library.manifest import chunk_ranges
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.plugin.registry import Registry
@@ -32,6 +33,7 @@ from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.transfer.streamsend import send_stream
 from lanspread_core.wire.messages import (
     PROTO_VER,
+    TAKEN,
     Ack,
     Error,
     GameManifest,
@@ -164,6 +166,10 @@ class RequestHandlers:
                 return Error.of(
                     "bad_range", f"{r.path} at {r.offset}+{r.length} is not in {game_id}"
                 )
+        chunks = len(chunk_ranges(manifest))
+        taken = peer.swarm.seeding.claim(game_id, request.peer_id, request.ranges, chunks)
+        if taken is not None:
+            return Error.of(TAKEN, taken)
         token = peer.tokens.issue(game_id, request.peer_id, request.ranges, ttl=TOKEN_TTL)
         return TransferGrant(token, peer.config.data_port, TOKEN_TTL)
 

@@ -129,8 +129,10 @@ def download_body(ws: Workshop, game_id: str, install: bool) -> OperationBody:
     trusted = cat.hashes.get("manifest") or None
     version = cat.version
 
-    def serve_verified(manifest: Manifest, verified: frozenset[int]) -> None:
-        ws.swarm.update(game_id, version, manifest, verified)
+    def serve_verified(
+        manifest: Manifest, verified: frozenset[int], fetching: frozenset[int]
+    ) -> None:
+        ws.swarm.update(game_id, version, manifest, verified, fetching)
 
     async def body(token: CancelToken) -> dict[str, Any]:
         job = DownloadJob(

@@ -1,4 +1,4 @@
-"""The games this peer is downloading and serves in part: swarming.
+"""Swarming: serving games in part while downloading them, and seeding a crowd.
 
 While a download runs, its verified chunks are listed in this peer's library
 as a partial game (the agreed manifest's hash and a have-map), so peers that
@@ -7,10 +7,18 @@ and the first holder's uplink goes to what nobody else has yet. Only
 verified chunks are granted, only of the agreed manifest, and never
 ``local/``: a grant names exact chunks, each checked against the verified
 set when it is issued and again when its connection arrives.
+
+A peer holding the whole game seeds a crowd one chunk to one peer
+(:class:`Seeding`): while chunks of a game nobody was sent lately remain, it
+does not send another peer a chunk it sent a moment ago, and answers
+``taken``; the downloader then asks for another chunk, and gets that one from
+the peer that has it by now. So the seed's uplink carries each chunk about
+once and the crowd carries the copies.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +38,39 @@ class _Partial:
     verified: frozenset[int] = field(default_factory=frozenset)
 
 
+#: how long a chunk sent to one peer counts as on its way to the crowd (seconds):
+#: a 4 MiB chunk from a seed shared eight ways takes ~3 s, then ~1 s to be listed
+TAKEN_FOR = 8.0
+
+
+class Seeding:
+    """Which chunks of each whole game went to which peer, lately."""
+
+    def __init__(self, taken_for: float = TAKEN_FOR) -> None:
+        self.taken_for = taken_for
+        self._sent: dict[str, dict[tuple[str, int], tuple[float, str]]] = {}
+
+    def claim(
+        self, game_id: str, peer_id: str, ranges: Sequence[ByteRange], chunks: int
+    ) -> str | None:
+        """Record that ``peer_id`` gets ``ranges`` of ``game_id`` (``chunks`` in all);
+        or why not: a range went to another peer lately while others went to nobody."""
+        now = time.monotonic()
+        sent = self._sent.setdefault(game_id, {})
+        for key in [k for k, (at, _) in sent.items() if now - at > self.taken_for]:
+            del sent[key]
+        taken = [r for r in ranges if (hit := sent.get((r.path, r.offset))) and hit[1] != peer_id]
+        if taken and len(sent) < chunks:
+            r = taken[0]
+            return (
+                f"{r.path} at {r.offset} went to another peer just now;"
+                " fetch it from there, or another chunk from here"
+            )
+        for r in ranges:
+            sent[(r.path, r.offset)] = (now, peer_id)
+        return None
+
+
 class Swarm:
     """Partial games by id; ``announce`` runs when what this peer serves changed."""
 
@@ -37,11 +78,18 @@ class Swarm:
         self._served = served
         self._announce = announce
         self._games: dict[str, _Partial] = {}
+        self.seeding = Seeding()
 
     def update(
-        self, game_id: str, version: str, manifest: Manifest, verified: frozenset[int]
+        self,
+        game_id: str,
+        version: str,
+        manifest: Manifest,
+        verified: frozenset[int],
+        fetching: frozenset[int] = frozenset(),
     ) -> None:
-        """The download of ``game_id`` has verified ``verified`` (chunk indices)."""
+        """The download of ``game_id`` has verified ``verified`` and is fetching
+        ``fetching`` (chunk indices)."""
         entry = self._games.get(game_id)
         if entry is None or entry.manifest.manifest_hash != manifest.manifest_hash:
             chunks = chunk_ranges(manifest)
@@ -50,8 +98,15 @@ class Swarm:
         entry.verified = verified
         if not verified:
             return  # nothing to offer yet
-        have = havemap.encode(verified, len(entry.chunks))
-        info = GameInfo(game_id, version, manifest.total_size, manifest.manifest_hash, have)
+        n = len(entry.chunks)
+        info = GameInfo(
+            game_id,
+            version,
+            manifest.total_size,
+            manifest.manifest_hash,
+            havemap.encode(verified, n),
+            havemap.encode(fetching - verified, n) if fetching else "",
+        )
         if self._served.set_partial(game_id, info):
             self._announce()
 

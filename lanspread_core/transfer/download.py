@@ -50,7 +50,9 @@ from typing import Any
 
 import anyio
 
+from lanspread_core.control.errors import PeerError
 from lanspread_core.dataplane.client import DataConnection
+from lanspread_core.dataplane.errors import SourceRefused
 from lanspread_core.dataplane.files import DownloadFiles
 from lanspread_core.dataplane.link import DataLink
 from lanspread_core.errors import Cancelled, DiskWriteError, LanspreadError
@@ -79,7 +81,7 @@ from lanspread_core.transfer.sources import (
 )
 from lanspread_core.wire import havemap
 from lanspread_core.wire.errors import WireError
-from lanspread_core.wire.messages import ByteRange, OpenTransfer, TransferGrant
+from lanspread_core.wire.messages import TAKEN, ByteRange, OpenTransfer, TransferGrant
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,14 @@ class _Refused(DownloadError):
     """A source said no for now (busy, changing, an expired grant): ask again later."""
 
 
+class _Taken(_Refused):
+    """A seed sent these chunks to another peer a moment ago: get them from there."""
+
+
+#: how long a chunk a seed called taken is not asked of it again (seconds)
+TAKEN_DEFER = 5.0
+
+
 @dataclass
 class _Batch:
     """Chunks granted to one stream, requested on ``conn``; filled in as they land."""
@@ -147,7 +157,7 @@ class Download:
         games_dir: Path,
         peers: PeerAccess,
         publish: Callable[[Event], None],
-        on_verified: Callable[[Manifest, frozenset[int]], None] | None = None,
+        on_verified: Callable[[Manifest, frozenset[int], frozenset[int]], None] | None = None,
         quiesce: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.job = job
@@ -321,7 +331,13 @@ class Download:
         chunks = self.chunks
         # ChunkRange.index counts within a file; the planner counts across the game
         self._global = {(c.path, c.offset): i for i, c in enumerate(chunks)}
-        planner = Planner(chunks, [], streams=STREAMS_PER_SOURCE, done=self.resumed)
+        planner = Planner(
+            chunks,
+            [],
+            streams=STREAMS_PER_SOURCE,
+            done=self.resumed,
+            order=random.sample(range(len(chunks)), len(chunks)),
+        )
         self.planner = planner
         # a thread per stream for the whole download, apart from the shared pool
         receivers = anyio.CapacityLimiter(1000)
@@ -356,26 +372,30 @@ class Download:
     def _have_of(self, peer: Source) -> frozenset[int] | None:
         """The chunks ``peer`` offers of this download's manifest (None: all of them);
         an empty set when it offers another manifest or nothing readable."""
+        return self._offer(peer)[0]
+
+    def _offer(self, peer: Source) -> tuple[frozenset[int] | None, frozenset[int]]:
+        """What ``peer`` holds of this manifest (None: all) and what it is fetching."""
         assert self.manifest is not None
         info = peer.games.get(self.job.game_id)
         if info is None or info.manifest_hash != self.manifest.manifest_hash:
-            return frozenset()
+            return frozenset(), frozenset()
         try:
-            return havemap.decode(info.have, len(self.chunks))
+            have = havemap.decode(info.have, len(self.chunks))
+            fetching = havemap.decode(info.fetching, len(self.chunks)) if info.fetching else None
         except WireError:
-            return frozenset()
+            return frozenset(), frozenset()
+        return have, fetching or frozenset()
 
     def _refresh_sources(
         self, planner: Planner, join: Callable[[Source, frozenset[int] | None], None]
     ) -> None:
         """New holders become sources; partial sources' have-maps grow (swarming)."""
         for peer in self.peers.holders(self.job.game_id, self.job.version, partial=True):
-            have = self._have_of(peer)
-            if peer.peer_id not in planner.sources:
-                if have is None or have:
-                    join(peer, have)
-            else:
-                planner.set_have(peer.peer_id, have)
+            have, fetching = self._offer(peer)
+            if peer.peer_id not in planner.sources and (have is None or have):
+                join(peer, have)
+            planner.set_have(peer.peer_id, have, fetching)
 
     def _verdict(self, planner: Planner) -> LanspreadError | None:
         """Why the download must stop now, if it must."""
@@ -500,9 +520,13 @@ class Download:
     def _settle_batch(self, planner: Planner, peer_id: str, batch: _Batch) -> bool:
         """Report ``batch`` to the planner; whether the stream may go on."""
         good = self._settle(planner, peer_id, batch.results)
-        planner.unfinished(peer_id, batch.indices)  # what it did not deliver
+        # what it did not deliver; a refusal, or a batch never received because the
+        # connection went down before it, is no failed attempt at those chunks
+        untried = isinstance(batch.error, SourceRefused | Cancelled)
+        planner.unfinished(peer_id, batch.indices, counted=not untried)
         if good:
             self._refusing_since.pop(peer_id, None)
+            planner.sources[peer_id].cooling = False
         if batch.error is not None:
             self._source_error(planner, peer_id, batch.error)
             return False
@@ -525,6 +549,7 @@ class Download:
         if not self.peers.is_present(peer_id):
             planner.source_failed(peer_id, "left the network")
             return False
+        planner.sources[peer_id].cooling = True
         since = self._refusing_since.setdefault(peer_id, time.monotonic())
         if time.monotonic() - since > REFUSING_GIVE_UP:
             planner.source_failed(peer_id, f"kept refusing: {exc}")
@@ -547,8 +572,12 @@ class Download:
             conn = await anyio.to_thread.run_sync(
                 partial(link.request, grant.data_port, grant.token, pipelined=pipelined)
             )
+        except _Taken:
+            planner.defer(peer.peer_id, indices, TAKEN_DEFER)
+            return None
         except BaseException:
-            planner.unfinished(peer.peer_id, indices)
+            # nothing of these chunks arrived: no failed attempt at them
+            planner.unfinished(peer.peer_id, indices, counted=False)
             raise
         return _Batch(indices, jobs, conn)
 
@@ -569,10 +598,15 @@ class Download:
             self.job.game_id,
             tuple(ByteRange(j.path, j.offset, j.length) for j in jobs),
         )
-        reply = await self.peers.request(peer, request, SOURCE_TIMEOUT)
+        try:
+            reply = await self.peers.request(peer, request, SOURCE_TIMEOUT)
+        except PeerError as exc:  # an Error reply: refused for now, or taken
+            kind = _Taken if exc.code == TAKEN else _Refused
+            raise kind(f"{peer.peer_id[:8]} refused the transfer: {exc}") from None
         if not isinstance(reply, TransferGrant):
             why = getattr(reply, "message", type(reply).__name__)
-            raise _Refused(f"{peer.peer_id[:8]} refused the transfer: {why}")
+            kind = _Taken if getattr(reply, "code", "") == TAKEN else _Refused
+            raise kind(f"{peer.peer_id[:8]} refused the transfer: {why}")
         return reply
 
     def _receive(self, batch: _Batch) -> None:
@@ -600,15 +634,16 @@ class Download:
 
     async def _progress_loop(self, planner: Planner, total: int) -> None:
         recorded = time.monotonic()
-        reported = -1
+        reported: tuple[frozenset[int], frozenset[int]] | None = None
         while True:
             await anyio.sleep(PROGRESS_INTERVAL)
             self._emit_progress(planner, total)
             with self._lock:
                 verified = frozenset(self._verified)
-            if self._on_verified is not None and self.manifest and len(verified) != reported:
-                reported = len(verified)
-                self._on_verified(self.manifest, verified)
+            fetching = frozenset(planner.in_flight)
+            if self._on_verified is not None and self.manifest and (verified, fetching) != reported:
+                reported = (verified, fetching)
+                self._on_verified(self.manifest, verified, fetching)
             if time.monotonic() - recorded >= RECORD_INTERVAL:
                 recorded = time.monotonic()
                 await anyio.to_thread.run_sync(self._save_record)

@@ -25,7 +25,6 @@ Every method runs on the event loop; workers report after each batch.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,8 +36,12 @@ MIN_BATCH = 1
 MAX_BATCH = 64
 MAX_ATTEMPTS = 5
 MAX_STRIKES = 3
-#: a new peer's assumed rate until measured (bytes/s): a LAN peer, 8 chunks a batch
-START_RATE = 32 * 1024 * 1024
+#: end-game: how many sources may fetch one chunk at once
+MAX_COPIES = 2
+#: a new peer's assumed rate until measured (bytes/s): one chunk in the first batch,
+#: so a crowd starting together does not queue the whole game on the seed at once;
+#: the measured rate takes over after the first batch (a 1 Gbit link: ~2 batches)
+START_RATE = 4 * 1024 * 1024
 #: weight of the newest measurement in the moving average
 ALPHA = 0.5
 
@@ -53,6 +56,12 @@ class Source:
     duplicate: int = 0
     #: the chunks it holds; None: all of them (a peer with the whole game)
     have: frozenset[int] | None = None
+    #: the chunks it is fetching itself (a partial source): soon held
+    fetching: frozenset[int] = frozenset()
+    #: a batch from it has been timed (until then, one chunk at a time)
+    measured: bool = False
+    #: it refused or broke lately: others do not count on it for now
+    cooling: bool = False
     strikes: int = 0
     failed: str = ""
     busy: set[int] = field(default_factory=set)
@@ -60,7 +69,10 @@ class Source:
 
     def note(self, nbytes: int, seconds: float) -> None:
         if seconds > 0 and nbytes > 0:
+            if not self.measured:  # the first measurement replaces the guess
+                self.rate = nbytes / seconds
             self.rate = ALPHA * (nbytes / seconds) + (1 - ALPHA) * self.rate
+            self.measured = True
         self.window.append((time.monotonic(), nbytes))
 
     def holds(self, index: int) -> bool:
@@ -85,21 +97,25 @@ class Planner:
         *,
         streams: int = 1,
         done: set[int] | None = None,
-        seed: int | None = None,
+        order: list[int] | None = None,
     ) -> None:
         """:param streams: how many streams fetch from each peer at once.
         :param done: chunks already verified on disk (a resumed download).
-        :param seed: for the tie-breaking start (tests pass one)."""
+        :param order: the order chunks are asked for in (a download shuffles
+            it, so a crowd starting together spreads over the game); default:
+            the manifest's."""
         self.chunks = chunks
         self.streams = streams
         self.done: set[int] = set(done or ())
-        start = random.Random(seed).randrange(len(chunks)) if chunks else 0
-        order = [*range(start, len(chunks)), *range(start)]
-        self.pending: deque[int] = deque(i for i in order if i not in self.done)
+        self.pending: deque[int] = deque(
+            i for i in (order if order is not None else range(len(chunks))) if i not in self.done
+        )
         self.attempts: dict[int, int] = {}
         self.excluded: dict[int, set[str]] = {}
         self.in_flight: dict[int, set[str]] = {}
         self.sources: dict[str, Source] = {p: Source(p) for p in peers}
+        #: (peer, chunk) -> until when not to ask that peer for that chunk
+        self.deferred: dict[tuple[str, int], float] = {}
         self.total = sum(c.length for c in chunks)
         self.fatal: str | None = None
 
@@ -109,15 +125,33 @@ class Planner:
         if peer_id not in self.sources:
             self.sources[peer_id] = Source(peer_id, have=have)
 
-    def set_have(self, peer_id: str, have: frozenset[int] | None) -> None:
-        """What a partial source holds now (its have-map grows as it downloads)."""
+    def set_have(
+        self, peer_id: str, have: frozenset[int] | None, fetching: frozenset[int] = frozenset()
+    ) -> None:
+        """What a partial source holds now (its have-map grows as it downloads), and
+        what it is fetching."""
         source = self.sources.get(peer_id)
         if source is not None:
             source.have = have
+            source.fetching = fetching
+
+    def defer(self, peer_id: str, indices: list[int], seconds: float) -> None:
+        """Do not ask ``peer_id`` for ``indices`` for a while (a seed said another
+        peer just got them: they come from that peer instead)."""
+        until = time.monotonic() + seconds
+        for index in indices:
+            self.deferred[(peer_id, index)] = until
+            self._release(peer_id, index)
+            if index not in self.done and index not in self.pending:
+                self.pending.appendleft(index)  # not a failed attempt: no retry counted
 
     def rarity(self, index: int) -> int:
-        """How many live sources hold chunk ``index``."""
-        return sum(1 for s in self.sources.values() if not s.failed and s.holds(index))
+        """How many live sources hold chunk ``index``, or are fetching it."""
+        return sum(
+            1
+            for s in self.sources.values()
+            if not s.failed and (s.holds(index) or index in s.fetching)
+        )
 
     def starved(self) -> list[int]:
         """Chunks still needed that no live source may send and none is fetching."""
@@ -152,10 +186,19 @@ class Planner:
         source = self.sources[peer_id]
         if source.failed or self.fatal:
             return []
+        room = self._allowance(source) - len(source.busy)
+        if room <= 0:
+            return []
         target = source.rate * BATCH_SECONDS
-        cap = min(MAX_BATCH, self._fair_share(source))
+        cap = min(MAX_BATCH, self._fair_share(source), room)
         batch = self._rarest(source, cap, target)
-        if not batch and endgame:
+        # end-game only at the very end: while chunks wait for a holder, an idle
+        # stream of a partial source duplicating others' work would only burn uplinks;
+        # and never on a seed the crowd shares (its uplink carries the new chunks)
+        seeding_a_crowd = source.have is None and any(
+            s.have is not None for s in self.live_sources()
+        )
+        if not batch and endgame and not self.pending and not seeding_a_crowd:
             batch = self._endgame(peer_id)
         for index in batch:
             self.in_flight.setdefault(index, set()).add(peer_id)
@@ -166,15 +209,29 @@ class Planner:
         """Up to ``cap`` chunks (about ``target`` bytes) ``source`` can send, rarest
         first, in pending order among equals; taken out of ``pending``."""
         peer_id = source.peer_id
+        now = time.monotonic()
         candidates = [
             i
             for i in self.pending
-            if i not in self.done and source.holds(i) and peer_id not in self.excluded.get(i, ())
+            if i not in self.done
+            and source.holds(i)
+            and peer_id not in self.excluded.get(i, ())
+            and self.deferred.get((peer_id, i), 0.0) <= now
         ]
+        partials = [
+            s
+            for s in self.live_sources()
+            if (s.have is not None or s.fetching) and s is not source and not s.cooling
+        ]
+        if source.have is None and partials:
+            # a whole source in a swarm ships what no partial one holds or is
+            # fetching: its uplink is the one that carries new chunks to the crowd
+            candidates = [
+                i for i in candidates if not any(s.holds(i) or i in s.fetching for s in partials)
+            ]
         if not candidates:
             return []
-        partial = any(s.have is not None for s in self.live_sources())
-        rarity = {i: self.rarity(i) for i in candidates} if partial else {}
+        rarity = {i: self.rarity(i) for i in candidates} if partials else {}
         rarest = min(rarity.values()) if rarity else 0
         batch: list[int] = []
         budget = 0
@@ -189,6 +246,19 @@ class Planner:
         self.pending = deque(i for i in self.pending if i not in taken and i not in self.done)
         return batch
 
+    def _allowance(self, source: Source) -> int:
+        """How many chunks may be in flight from ``source`` at once, over all its
+        streams: what it delivers in two batch periods (one arriving, one asked
+        ahead), and one until it has been measured. A seed shared by a crowd is
+        slow for each of them, so each keeps one chunk queued there, and asks
+        again for what is still rarest when it lands, instead of queuing most of
+        the game on the seed before anyone could share a chunk. A fast link is
+        not held back: 1 Gbit allows about 56 chunks."""
+        if not source.measured:
+            return 1
+        chunk = self.chunks[0].length if self.chunks else 1
+        return max(1, math.ceil(2 * source.rate * BATCH_SECONDS / max(1, chunk)))
+
     def _fair_share(self, source: Source) -> int:
         """Chunks this stream may take of those pending: its share of the rate."""
         total = sum(s.rate for s in self.live_sources()) * self.streams
@@ -200,6 +270,8 @@ class Planner:
         source = self.sources[peer_id]
         for index, holders in reversed(self.in_flight.items()):
             if index in self.done or peer_id in holders or not source.holds(index):
+                continue
+            if len(holders) >= MAX_COPIES:
                 continue
             if peer_id in self.excluded.get(index, ()):
                 continue
@@ -229,12 +301,18 @@ class Planner:
         if source.strikes >= MAX_STRIKES:
             self.source_failed(peer_id, f"sent {source.strikes} corrupt chunks")
 
-    def unfinished(self, peer_id: str, indices: list[int]) -> None:
-        """A batch ended early (connection lost, cancelled): its rest goes back."""
+    def unfinished(self, peer_id: str, indices: list[int], *, counted: bool = True) -> None:
+        """A batch ended early (connection lost, cancelled): its rest goes back.
+
+        :param counted: it counts as a failed attempt at those chunks (not when
+            the source merely refused for now: a busy or changing peer)."""
         for index in indices:
             self._release(peer_id, index)
             if index not in self.done and not self.in_flight.get(index):
-                self._retry(index)
+                if counted:
+                    self._retry(index)
+                elif index not in self.pending:
+                    self.pending.appendleft(index)
 
     def source_failed(self, peer_id: str, why: str) -> None:
         source = self.sources[peer_id]

@@ -42,6 +42,8 @@ _TOKEN = re.compile(r"[0-9a-f]{32}")
 PeerId = Annotated[str, Check(is_peer_id, "a peer id (32 lowercase hex digits)")]
 NonNegative = Annotated[int, Check(lambda v: 0 <= v <= MAX_INT, "a non-negative integer")]
 Port = Annotated[int, Check(lambda v: 0 <= v <= 65535, "a port number from 0 to 65535")]
+#: the ``Error`` code of a seed that just sent those chunks to another peer (swarming)
+TAKEN = "taken"
 HaveMap = Annotated[str, Check(lambda v: len(v) <= MAX_HAVE_CHARS, "a have-map")]
 Name = Annotated[
     str, Check(lambda v: 0 < len(v) <= 256, "a non-empty string of at most 256 characters")
@@ -136,7 +138,10 @@ class GameInfo(Record):
 
     ``have`` is the have-map (:mod:`~lanspread_core.wire.havemap`) of the
     chunks of ``manifest_hash`` the peer serves: empty for a peer that holds
-    the whole game, a bitmap for one that is downloading it.
+    the whole game, a bitmap for one that is downloading it. ``fetching`` is
+    the have-map of the chunks such a peer is fetching right now: others take
+    them as soon to be held, so a crowd does not all ask the seed for the same
+    rare chunk.
     """
 
     id: Name
@@ -144,6 +149,7 @@ class GameInfo(Record):
     size: NonNegative
     manifest_hash: str
     have: HaveMap = ""
+    fetching: HaveMap = ""
 
     @property
     def partial(self) -> bool:

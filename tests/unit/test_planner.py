@@ -69,6 +69,8 @@ def test_end_game_duplicates_a_chunk_still_in_flight() -> None:
 
 def test_end_game_takes_the_chunk_its_holder_will_deliver_last() -> None:
     plan = Planner(chunks(6), ["a", "b", "idle"])
+    for source in plan.sources.values():
+        source.rate, source.measured = 32 * MiB, True  # eight chunks a second
     assert plan.next_batch("a") == [0, 1]
     held = []
     while plan.pending:  # b asks ahead (pipelined) until it holds all the rest
@@ -97,3 +99,43 @@ def test_bounded_retries_fail_the_download() -> None:
         assert plan.next_batch(f"p{i}") == [0]
         plan.chunk_bad(f"p{i}", 0)
     assert plan.fatal and "failed" in plan.fatal
+
+
+def test_a_partial_source_sends_what_it_has_and_the_seed_what_nobody_else_has() -> None:
+    plan = Planner(chunks(6), ["seed"])
+    plan.add_source("p", frozenset({0, 1, 2}))
+    assert plan.rarity(0) == 2 and plan.rarity(5) == 1
+    from_seed = plan.next_batch("seed")
+    assert from_seed and set(from_seed) <= {3, 4, 5}  # rarest first
+    assert set(plan.next_batch("p")) <= {0, 1, 2}
+    plan.set_have("p", frozenset({0, 1, 2, 3, 4, 5}))
+    assert plan.rarity(5) == 2
+
+
+def test_no_end_game_copies_while_chunks_wait_for_a_holder() -> None:
+    plan = Planner(chunks(4), ["seed"])
+    plan.add_source("p", frozenset({0}))
+    first = plan.next_batch("p")
+    assert first == [0]
+    # p holds nothing else; chunks are still pending for the seed: p waits
+    assert plan.next_batch("p") == []
+
+
+def test_chunks_are_asked_for_in_the_order_the_download_chose() -> None:
+    plan = Planner(chunks(6), ["a"], order=[4, 1, 5, 0, 2, 3])
+    assert plan.next_batch("a") == [4]  # one chunk first: the rate is not known yet
+
+
+def test_an_unmeasured_source_has_one_chunk_in_flight_then_what_its_rate_allows() -> None:
+    plan = Planner(chunks(40), ["seed"], streams=2)
+    assert plan.next_batch("seed") == [0]
+    assert plan.next_batch("seed") == []  # the other stream waits: nothing measured yet
+    plan.chunk_ok("seed", 0)
+    plan.sources["seed"].note(4 * MiB, 2.5)  # a crowd shares the seed: 1.6 MiB/s for me
+    assert len(plan.next_batch("seed")) == 1
+    assert plan.next_batch("seed") == []
+    fast = Planner(chunks(40), ["lan"], streams=2)
+    fast.next_batch("lan")
+    fast.chunk_ok("lan", 0)
+    fast.sources["lan"].note(4 * MiB, 0.035)  # ~120 MB/s: a gigabit link
+    assert len(fast.next_batch("lan")) > 8

@@ -242,3 +242,30 @@ async def test_a_downloading_peer_grants_only_chunks_it_has_verified(
     assert "borealis" not in peer.served.games
     with pytest.raises(TransferRefused):
         handlers.resolve_transfer(Grant("borealis", OTHER, ranges((0, 4096))))
+
+
+@pytest.mark.anyio
+async def test_a_seed_sends_a_chunk_to_one_peer_of_a_crowd_while_others_are_unsent(
+    serving,
+) -> None:
+    handlers, peer, _ = serving
+    third = "c" * 32
+    manifest = await handlers.handle(GetGame(OTHER, "aurora"), REMOTE)
+    path = manifest.manifest["files"][0]["path"]  # type: ignore[union-attr]
+    # aurora's one file is 5000 bytes: a single chunk, so every chunk has gone out
+    # once the first peer has it, and then a second copy is fine
+    first = await handlers.handle(
+        OpenTransfer(OTHER, "aurora", (ByteRange(path, 0, 5000),)), REMOTE
+    )
+    again = await handlers.handle(
+        OpenTransfer(third, "aurora", (ByteRange(path, 0, 5000),)), REMOTE
+    )
+    assert isinstance(first, TransferGrant) and isinstance(again, TransferGrant)
+    seeding = peer.swarm.seeding
+    two = (ByteRange("g.eti", 0, 4), ByteRange("g.eti", 4, 4))
+    assert seeding.claim("g", OTHER, two[:1], chunks=2) is None
+    assert seeding.claim("g", OTHER, two[:1], chunks=2) is None  # the same peer may retry
+    taken = seeding.claim("g", third, two[:1], chunks=2)
+    assert taken is not None and "went to another peer" in taken
+    assert seeding.claim("g", third, two[1:], chunks=2) is None  # an unsent one instead
+    assert seeding.claim("g", "d" * 32, two[:1], chunks=2) is None  # all sent: copies ok
