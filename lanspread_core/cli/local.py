@@ -64,7 +64,7 @@ def local_context(
         click.echo(f"lanspread: warning: {warning}", err=True)
     state = StateDir(state_dir).ensure()
     with locked(state, holder):
-        tx = Transactions(games, state, registry_of(ctx), provider=provider)
+        tx = Transactions(games, state, registry_of(ctx), provider=provider, catalog_ids=cat.games)
         recovered = tx.recover()
         for note in [] if quiet_recovery else recovered:
             click.echo(f"lanspread: recovered: {note}", err=True)

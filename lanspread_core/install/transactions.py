@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,8 +160,11 @@ class Transactions:
         registry: Registry,
         ops: OperationTable | None = None,
         provider: str = "auto",
+        catalog_ids: Collection[str] = (),
     ) -> None:
         self.games_dir = games_dir
+        #: the games the catalog names: one missing here is "not downloaded", not a typo
+        self.catalog_ids = frozenset(catalog_ids)
         self.state = state
         self.registry = registry
         self.ops = ops or OperationTable()
@@ -175,15 +178,16 @@ class Transactions:
         return root
 
     def require_root(self, game_id: str, *, to_install: bool = False) -> Path:
-        """The root of ``game_id``, which must exist; the refusal suggests the
-        nearest game folder, or (``to_install``) downloading the game first."""
+        """The root of ``game_id``, which must exist; the refusal suggests
+        (``to_install``, for a catalog game) downloading it first, or the
+        nearest game ids."""
         root = self.root(game_id)
         if not root.is_dir():
-            hint = did_you_mean(game_id, self._here())
-            if to_install and not hint:
+            if to_install and game_id in self.catalog_ids:
                 raise TransactionError(
                     f"{game_id} is not downloaded here" + _FETCH_FIRST.format(game=game_id)
                 )
+            hint = did_you_mean(game_id, [*self._here(), *self.catalog_ids])
             raise UsageError(f"there is no game {game_id!r} in {self.games_dir}{hint}")
         return root
 

@@ -354,7 +354,9 @@ class PeerRuntime:
         self.config = replace(self.config, games_dir=games_dir)
         self.catalog = catalog
         self.library = Library(games_dir, self.state, catalog)
-        self.tx = Transactions(games_dir, self.state, self.registry, self.ops, self.config.provider)
+        self.tx = Transactions(
+            games_dir, self.state, self.registry, self.ops, self.config.provider, catalog.games
+        )
 
     def _backends(self) -> list[Any]:
         names = list(self.config.discovery)

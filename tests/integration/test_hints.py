@@ -37,15 +37,23 @@ def test_install_of_a_game_that_is_not_downloaded_says_to_download_it(tmp_path: 
     catalog = tmp_path / "catalog.json"
     games = tmp_path / "peer" / "games"
     create_set(games, "alpha", catalog=catalog)
+    create_set(tmp_path / "elsewhere", "bravo", catalog=catalog)  # cascade: catalog only
     (games / "dunes").mkdir()  # a download that never finished: no version.ini
-    proc = run_cli("install", "cascade", "--games-dir", games, "--state-dir", tmp_path / "s")
+    args = ("--games-dir", games, "--state-dir", tmp_path / "s", "--catalog", catalog)
+    proc = run_cli("install", "cascade", *args)
     assert proc.returncode == 1
     want = "cascade is not downloaded here; download it first: 'lanspread download cascade'"
     assert want in proc.stderr and proc.stderr.count("\n") == 1
-    proc = run_cli("install", "dunes", "--games-dir", games, "--state-dir", tmp_path / "s")
+    proc = run_cli("install", "dunes", *args)
     assert "dunes is not downloaded (no version.ini); download it first" in proc.stderr
+    # an id no catalog names is no game to download, but maybe a typo
+    proc = run_cli("install", "auror", *args)
+    assert proc.stderr.strip().endswith(
+        f"there is no game 'auror' in {games}; did you mean aurora?"
+    )
     with PeerProc(tmp_path / "peer", args=LOOPBACK, catalog=catalog) as peer:
         assert peer.call("install", game_id="cascade")["error"].startswith(want)
+        assert peer.call("install", game_id="nosuch")["error"].startswith("there is no game")
 
 
 def test_no_peer_serving_the_catalog_version_says_what_the_peers_have(tmp_path: Path) -> None:
