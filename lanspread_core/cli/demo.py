@@ -115,7 +115,7 @@ class DemoPeer:
 def _library(console: Console, peer: DemoPeer) -> None:
     from rich.table import Table
 
-    from lanspread_core.frontends.vocabulary import AVAILABILITY
+    from lanspread_core.frontends.vocabulary import AVAILABILITY, plural
 
     table = Table(title=f"{peer.name}'s library", title_justify="left")
     for column in ("game", "here", "served by"):
@@ -124,48 +124,50 @@ def _library(console: Console, peer: DemoPeer) -> None:
         here = AVAILABILITY.get(game["availability"], "-")
         if game["installed"] and game["availability"] == "ready":
             here = "Ready, installed"
-        table.add_row(game["id"], here, f"{len(game['peers'])} peer(s)")
+        table.add_row(game["id"], here, plural(len(game["peers"]), "peer"))
     console.print(table)
 
 
 def _watch(console: Console, peer: DemoPeer, op: str, game: str, cid: int) -> dict[str, Any]:
-    """A progress bar from the peer's events until the operation has ended."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    """Progress bars from the peer's events until the operation has ended: the
+    console's own bars, with the rate and sources the peer reports."""
+    from lanspread_core.events import OpProgress, parse_event
+    from lanspread_core.frontends.present import OperationBars, make_progress
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[src]}"),
-    )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"{op} {game}", total=None, src="")
+    progress = make_progress(console=console)
+    bars = OperationBars(progress)
+    with progress:
+        bars.begin(op, game)
         while cid not in peer.results:
             try:
-                event = peer.events.get(timeout=0.1)
+                record = peer.events.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if event["event"] == f"{op}-progress":
-                sources = event.get("active_peers") or 0
-                bar.update(
-                    task,
-                    completed=event["bytes"],
-                    total=event["total"],
-                    src=f"from {sources} peer{'s' if sources != 1 else ''}",
-                )
+            event = parse_event({k: v for k, v in record.items() if k != "kind"})
+            if isinstance(event, OpProgress) and event.game_id == game:
+                bars.update(event)  # the install step after a download gets its own bar
     return peer.result(cid)
 
 
+#: What the demo ends with: the same thing on this machine, by hand.
+NEXT_STEPS = """\
+[bold]What to try next[/bold], with two peers on this machine:
+  lanspread fixtures create ~/lan/a --set alpha --catalog ~/lan/catalog.json
+  lanspread fixtures create ~/lan/b --set bravo --catalog ~/lan/catalog.json
+  lanspread run --games-dir ~/lan/a --catalog ~/lan/catalog.json
+in a second terminal, a second peer on its own port and state directory:
+  lanspread run --games-dir ~/lan/b --catalog ~/lan/catalog.json \\
+      --listen 24471 --state-dir ~/lan/b-state --peer 127.0.0.1
+and in a third, ask the first peer for a game only the second has:
+  lanspread games
+  lanspread download cascade
+Between machines, leave out --listen, --state-dir and --peer: peers on one LAN
+find each other. More in README.md ("Using it") and docs/user-guide.md."""
+
+
 def run_demo(console: Console) -> None:
+    from lanspread_core.frontends.vocabulary import plural, size
+
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="lanspread-demo-"))
     catalog = work / "catalog.json"
@@ -189,7 +191,7 @@ def run_demo(console: Console) -> None:
             console.print(f"{name} is up: peer {peer.peer_id[:8]} on {peer.control}")
         for peer in peers:
             peer.call("wait-peers", count=2, timeout_ms=10_000, timeout=15)
-            console.print(f"{peer.name} sees {len(peer.call('peers')['peers'])} peers")
+            console.print(f"{peer.name} sees {plural(len(peer.call('peers')['peers']), 'peer')}")
         alpha, bravo, charlie = peers
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -207,7 +209,7 @@ def run_demo(console: Console) -> None:
             charlie.send("download", game_id="borealis", wait=True),
         )
         names = {p.peer_id: p.name for p in peers}
-        split = ", ".join(f"{names[k]} {v / 2**20:.0f} MiB" for k, v in result["peers"].items())
+        split = ", ".join(f"{names[k]} {size(v)}" for k, v in result["peers"].items())
         console.print(f"verified and installed ({result['provider']}): {split}")
 
         console.rule("4. alpha has no room for archives: it stream-installs dunes from charlie")
@@ -218,7 +220,7 @@ def run_demo(console: Console) -> None:
             "dunes",
             alpha.send("stream-install", game_id="dunes", wait=True),
         )
-        console.print(f"{result['files']} files installed from {names[result['peer']]}")
+        console.print(f"{plural(result['files'], 'file')} installed from {names[result['peer']]}")
 
         console.rule("5. the libraries now")
         time.sleep(0.5)
@@ -229,6 +231,8 @@ def run_demo(console: Console) -> None:
             peer.stop()
         shutil.rmtree(work, ignore_errors=True)
     console.print(f"[green]demo finished in {time.monotonic() - started:.1f}s[/green]")
+    console.print()
+    console.print(NEXT_STEPS, highlight=False)
 
 
 @click.command()
@@ -237,7 +241,8 @@ def demo() -> None:
 
     Creates the fixture sets alpha, bravo and charlie in a temporary folder,
     starts a peer for each, downloads the game alpha and bravo share from both
-    at once, stream-installs a game, and prints every peer's library.
+    at once, stream-installs a game, prints every peer's library, and ends
+    with what to try next by hand.
 
     Example: lanspread demo
     """

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 import anyio
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
@@ -299,35 +300,49 @@ class ConsoleView:
             print(f"game {gid}: no longer here or on any peer", flush=True)
 
     def render(self, stopped: bool = False) -> RenderableType:
-        """The view, with the peer and game tables cut to fit the terminal's height."""
-        top: list[RenderableType] = [self._summary(stopped)]
-        bottom: list[RenderableType] = []
+        """The view, cut to the terminal's height.
+
+        What runs now and the library come first; the peer table gets what is
+        left (two rows at least), and the recent events only the lines that
+        nothing else needs: on an 80×24 terminal the games stay in view.
+        Every line is one line (long ones end in an ellipsis), so the count holds.
+        """
+        operations: list[RenderableType] = []
         if len(self.bars):
-            bottom += [Text("Operations", style="bold"), self.progress]
-        if self.messages:
-            recent = Text()
-            for stamp, text, style in self.messages:
-                recent.append(f"{stamp} ", style="dim")
-                recent.append(text + "\n", style=style)
-            recent.rstrip()
-            bottom += [Text("Recent", style="bold"), recent]
-        if not stopped:
-            bottom.append(Text("Ctrl-C stops this peer.", style="dim"))
-        # rows left for the tables: each table costs 5 lines besides its rows
-        used = 1 + 2 * bool(self.bars) + len(self.bars) + len(self.messages)
-        used += bool(self.messages) + (not stopped)
-        room = max(4, self.console.size.height - used - 2 * 5 - 2)
-        peer_rows = min(len(self.peers), max(2, room // 3))
+            operations = [Text("Operations", style="bold"), self.progress]
+        footer = [] if stopped else [Text("Ctrl-C stops this peer.", style="dim")]
+        # the summary, the operations, the footer, and one line for the cursor
+        left = self.console.size.height - 1 - (1 + len(self.bars) if self.bars else 0)
+        left -= len(footer) + 1
+        n_peers, n_games = len(self.peers), len(self.games)
+        game_rows = _rows(n_games, left - _table_lines(n_peers, min(n_peers, 2)))
+        left -= _table_lines(n_games, game_rows)
+        peer_rows = _rows(n_peers, left)
+        left -= _table_lines(n_peers, peer_rows)
         return Group(
-            *top,
+            self._summary(stopped),
             self._peer_table(peer_rows),
-            self._game_table(max(2, room - peer_rows)),
-            *bottom,
+            self._game_table(game_rows),
+            *operations,
+            *self._recent(left - 1),
+            *footer,
         )
+
+    def _recent(self, lines: int) -> list[RenderableType]:
+        """The newest ``lines`` messages under a title; nothing when none fits."""
+        shown = list(self.messages)[-lines:] if lines > 0 else []
+        if not shown:
+            return []
+        recent = Text(no_wrap=True, overflow="ellipsis")
+        for stamp, text, style in shown:
+            recent.append(f"{stamp} ", style="dim")
+            recent.append(text + "\n", style=style)
+        recent.rstrip()
+        return [Text("Recent", style="bold"), recent]
 
     def _summary(self, stopped: bool) -> Text:
         serving = sum(1 for g in self.games if g.get("availability") == "ready")
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"Peer {self.ready.name or self.ready.peer_id[:8]}", style="bold")
         text.append(f" · {plural(len(self.peers), 'peer')} · serving {serving}")
         if self.outbound is not None:
@@ -345,7 +360,7 @@ class ConsoleView:
             return Text("No other peers yet.", style="dim")
         table = Table(title="Peers", title_justify="left", caption_justify="left", expand=False)
         for column in ("Peer", "Address", "Games", "Last seen"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
         since = time.monotonic() - self.peers_at
         peers = sorted(self.peers.values(), key=_peer_name)
         if len(peers) > rows:
@@ -366,8 +381,6 @@ class ConsoleView:
         if not self.games:
             return Text(f"No games in {self.ready.games_dir} or on other peers.", style="dim")
         table = Table(title="Library", title_justify="left", caption_justify="left", expand=False)
-        for column in ("Game", "Name", "Version", "Size", "Installed", "State"):
-            table.add_column(column, justify="right" if column == "Size" else "left")
         games = self.games
         if len(games) > rows:
             # busy games first: what is happening must stay in view
@@ -375,17 +388,47 @@ class ConsoleView:
             games.sort(key=lambda g: str(g["id"]))
             more = len(self.games) - len(games)
             table.caption = f"… and {plural(more, 'more game')}; 'lanspread games' lists all"
-        for entry in games:
-            words = availability(entry)
-            style = "green" if words == "Ready" else "cyan" if "Available" in words else ""
-            table.add_row(
+        cells = [
+            (
                 str(entry["id"]),
                 str(entry.get("name") or ""),
                 str(entry.get("version") or entry.get("catalog_version") or "-"),
                 size(entry.get("size")),
                 "yes" if entry.get("installed") else "-",
-                Text(words, style=style),
+                availability(entry),
             )
+            for entry in games
+        ]
+        columns = ["Game", "Name", "Version", "Size", "Installed", "State"]
+        widths = {
+            head: max(cell_len(c) for c in (head, *(row[i] for row in cells)))
+            for i, head in enumerate(columns)
+        }
+
+        # one line per game, so the view's height adds up: on a narrow terminal
+        # the name gives way first (and goes below 8 columns), then the state is cut
+        def room(heads: list[str]) -> int:
+            return self.console.width - 1 - 3 * len(heads)
+
+        rest = sum(w for h, w in widths.items() if h != "Name")
+        if room(columns) - rest < 8:
+            columns.remove("Name")
+            cells = [(row[0], *row[2:]) for row in cells]
+        else:
+            widths["Name"] = min(widths["Name"], room(columns) - rest)
+        widths["State"] = max(8, room(columns) - sum(widths[h] for h in columns[:-1]))
+        for column in columns:
+            table.add_column(
+                column,
+                justify="right" if column == "Size" else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=widths[column] if column in ("Name", "State") else None,
+            )
+        for row in cells:
+            words = row[-1]
+            style = "green" if words == "Ready" else "cyan" if "Available" in words else ""
+            table.add_row(*row[:-1], Text(words, style=style))
         return table
 
 
@@ -425,6 +468,20 @@ def header_lines(ready: Ready, config: PeerConfig, created: dict[str, bool]) -> 
 
 def _addr(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+#: Lines a table costs besides its rows: title, top border, header, rule, bottom border.
+TABLE_LINES = 5
+
+
+def _table_lines(count: int, rows: int) -> int:
+    """Lines a table of ``count`` items cut to ``rows`` takes (one line when empty)."""
+    return TABLE_LINES + rows if count else 1
+
+
+def _rows(count: int, room: int) -> int:
+    """Rows for a table of ``count`` items in ``room`` lines: all that fit, two at least."""
+    return min(count, max(2, room - TABLE_LINES))
 
 
 def _state_words(entry: dict[str, Any]) -> str:

@@ -18,9 +18,10 @@ from rich.progress import (
     TaskProgressColumn,
     TextColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
-from lanspread_core.events import OpProgress
+from lanspread_core.events import OpKind, OpProgress
 from lanspread_core.frontends.vocabulary import (
     AVAILABILITY,
     DOING,
@@ -49,6 +50,10 @@ __all__ = [
     "sentence",
     "size",
 ]
+
+
+#: Operations whose bytes come from peers (the others read this machine's disk).
+_FROM_PEERS = frozenset({OpKind.DOWNLOAD, OpKind.STREAM_INSTALL})
 
 
 def progress_peers(event: OpProgress) -> int:
@@ -83,10 +88,9 @@ class EtaColumn(ProgressColumn):
 class PeersColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         named = task.fields.get("sources")
-        if named:
-            return Text(f"from {named}", style="cyan")
         n = task.fields.get("peers")
-        return Text("" if n is None else f"from {plural(n, 'peer')}", style="cyan")
+        words = f"from {named}" if named else "" if n is None else f"from {plural(n, 'peer')}"
+        return Text(words, style="cyan", no_wrap=True, overflow="ellipsis")
 
 
 def named_sources(event: OpProgress) -> str:
@@ -101,15 +105,24 @@ def named_sources(event: OpProgress) -> str:
 
 
 def make_progress(**kwargs: Any) -> Progress:
-    """A progress display with one bar per operation: bytes, rate, ETA, source peers."""
+    """A progress display with one bar per operation: bytes, rate, ETA, source peers.
+
+    Each bar stays one line: on a narrow terminal the bar shrinks and the
+    source names end in an ellipsis, instead of numbers breaking over lines.
+    """
+
+    def fixed() -> Column:
+        return Column(no_wrap=True)
+
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", table_column=fixed()),
         BarColumn(bar_width=None),
-        TaskProgressColumn(),
-        DownloadColumn(),
-        RateColumn(),
-        EtaColumn(),
-        PeersColumn(),
+        TaskProgressColumn(table_column=fixed()),
+        DownloadColumn(table_column=fixed()),
+        RateColumn(table_column=fixed()),
+        EtaColumn(table_column=fixed()),
+        # the one column that gives way: its text is cut, never wrapped
+        PeersColumn(table_column=Column(min_width=8)),
         **kwargs,
     )
 
@@ -140,7 +153,8 @@ class OperationBars:
             total=event.total or None,
             rate=event.rate,
             eta=event.eta,
-            peers=progress_peers(event),
+            # an install reads local archives: "from 0 peers" would only confuse
+            peers=progress_peers(event) if event.kind in _FROM_PEERS else None,
             sources=named_sources(event),
         )
 

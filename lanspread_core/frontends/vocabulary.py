@@ -123,12 +123,8 @@ def availability(entry: Mapping[str, Any]) -> str:
 
 
 def paused_words(done: int, total: int) -> str:
-    """A paused download: ``Paused — 51 %, 1.2 of 2.3 GiB``."""
-    return f"Paused — {100 * done // total} %, {gib(done)} of {gib(total)} GiB"
-
-
-def gib(n: int) -> str:
-    return f"{n / (1 << 30):.1f}"
+    """A paused download: ``Paused — 51 %, 1.2 GB of 2.3 GB`` (the units of :func:`size`)."""
+    return f"Paused — {100 * done // total} %, {size(done)} of {size(total)}"
 
 
 def sharing(entry: Mapping[str, Any]) -> str:
