@@ -388,7 +388,7 @@ class ConsoleView:
             games.sort(key=lambda g: str(g["id"]))
             more = len(self.games) - len(games)
             table.caption = f"… and {plural(more, 'more game')}; 'lanspread games' lists all"
-        cells = [
+        cells: list[tuple[str, ...]] = [
             (
                 str(entry["id"]),
                 str(entry.get("name") or ""),
