@@ -249,7 +249,7 @@ class Hub:
                 rate=event.rate,
                 eta=event.eta,
                 active_peers=event.active_peers,
-                sources=self._sources(event.peers),
+                sources=self._sources(event),
             )
             self._snapshot_text = ""  # a new tab sees the latest numbers
             self._progressed.add(gid)
@@ -270,11 +270,24 @@ class Hub:
             )
             self._requery.set()
 
-    def _sources(self, rates: dict[str, int] | None) -> list[dict[str, Any]]:
+    def _sources(self, event: OpProgress) -> list[dict[str, Any]]:
+        """Each source by name with its rate; the runtime names them when it can."""
         names = {p.get("peer_id"): p.get("name") for p in self.peers}
+        if event.sources is not None:
+            return [
+                {
+                    "peer_id": s.get("peer_id"),
+                    "name": s.get("name")
+                    or names.get(s.get("peer_id"))
+                    or str(s.get("peer_id", ""))[:8],
+                    "rate": s.get("rate", 0),
+                    "partial": bool(s.get("partial")),
+                }
+                for s in event.sources
+            ]
         return [
             {"peer_id": pid, "name": names.get(pid) or pid[:8], "rate": rate}
-            for pid, rate in sorted((rates or {}).items())
+            for pid, rate in sorted((event.peers or {}).items())
         ]
 
     def log_record(self, entry: dict[str, Any]) -> None:

@@ -193,7 +193,7 @@ function fillProgress(p, g, op) {
     p.nums.textContent = `${name}: starting…`;
   }
   p.sources.textContent = (op.sources || []).length
-    ? "From " + op.sources.map((s) => `${s.name} ${size(s.rate)}/s`).join(", ")
+    ? "From " + op.sources.map((s) => `${s.name} ${size(s.rate)}/s${s.partial ? " (partial)" : ""}`).join(", ")
     : "";
 }
 
