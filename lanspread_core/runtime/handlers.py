@@ -39,12 +39,10 @@ from lanspread_core.wire.messages import (
     GameManifest,
     GetDelta,
     GetGame,
-    GetLibrarySummary,
     GetSnapshot,
     Goodbye,
     Hello,
     HelloAck,
-    LibrarySummary,
     Message,
     OpenTransfer,
     Ping,
@@ -84,7 +82,6 @@ class RequestHandlers:
             Ping: self.ping,
             GetSnapshot: self.snapshot,
             GetDelta: self.delta,
-            GetLibrarySummary: self.summary,
             GetGame: self.get_game,
             OpenTransfer: self.open_transfer,
             StreamInstall: self.stream_install,
@@ -117,18 +114,15 @@ class RequestHandlers:
     async def ping(self, ping: Ping, remote: Remote) -> Message:
         known = self.peer.sync.table.get(ping.peer_id)
         if known is not None:
-            self.peer.sync.announced(known, ping.library_rev)
-        return Pong(self._self_id, self.peer.served.rev)
+            self.peer.sync.announced(known, ping.library_rev, ping.library_digest)
+        served = self.peer.served
+        return Pong(self._self_id, served.rev, served.digest)
 
     async def snapshot(self, request: GetSnapshot, remote: Remote) -> Message:
         return self.peer.served.snapshot()
 
     async def delta(self, request: GetDelta, remote: Remote) -> Message:
         return self.peer.served.delta(request.from_rev)
-
-    async def summary(self, request: GetLibrarySummary, remote: Remote) -> Message:
-        served = self.peer.served
-        return LibrarySummary(self._self_id, served.rev, served.digest, len(served.games))
 
     async def get_game(self, request: GetGame, remote: Remote) -> Message:
         game_id = request.game_id

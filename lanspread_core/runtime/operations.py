@@ -10,7 +10,7 @@ see the peer through :class:`Workshop`, the handful of parts they use.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from lanspread_core.transfer.download import Download, DownloadJob
 from lanspread_core.transfer.resume import RECORD
 from lanspread_core.transfer.sources import (
     AllSourcesGone,
+    ManifestCache,
     PeerAccess,
     Source,
     agreed_sources,
@@ -73,6 +74,8 @@ class Workshop:
     runner: OperationRunner
     state: StateDir
     swarm: Swarm
+    #: manifests the peers sent before, kept for the peer's lifetime
+    manifests: ManifestCache = field(default_factory=ManifestCache)
 
     def publish(self, event: Event) -> None:
         self.runner.publish(event)
@@ -157,6 +160,7 @@ def download_body(ws: Workshop, game_id: str, install: bool) -> OperationBody:
                 ws.publish,
                 on_verified=serve_verified,
                 quiesce=lambda: ws.outbound.exclusive(game_id),
+                manifests=ws.manifests,
             )
             try:
                 result = await download.run()
@@ -215,7 +219,9 @@ def stream_install_body(ws: Workshop, game_id: str) -> OperationBody:
 
     async def body(token: CancelToken) -> dict[str, Any]:
         # the same validation as a download: only peers agreeing on the manifest
-        _, agreeing = await agreed_sources(ws.peers, game_id, cat.version, trusted)
+        _, agreeing = await agreed_sources(
+            ws.peers, game_id, cat.version, trusted, cache=ws.manifests
+        )
         failures: list[str] = []
         for peer in agreeing:
             if not ws.peers.is_present(peer.peer_id):

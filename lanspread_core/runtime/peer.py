@@ -57,6 +57,7 @@ from lanspread_core.runtime.runner import OperationRunner
 from lanspread_core.runtime.supervisor import Policy, RequiredServiceFailed, Supervisor
 from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.runtime.sync import PeerSync
+from lanspread_core.transfer.sources import ManifestCache
 from lanspread_core.wire.messages import PROTO_VER, Hello, HelloAck
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,8 @@ class PeerRuntime:
         self.outbound = OutboundTransfers(on_count=self._outbound_count)
         self.runner = OperationRunner(self.ops, self.bus.publish)
         self.handlers = RequestHandlers(self)
+        #: manifests other peers sent, by hash: a repeated download asks no one again
+        self.manifests = ManifestCache()
         self.identity: Identity
         self.catalog: Catalog
         self.library: Library
@@ -226,6 +229,7 @@ class PeerRuntime:
             lambda: self.served.rev,
             ping_interval=self.config.ping_interval,
             stale_timeout=self.config.stale_timeout,
+            library_digest=lambda: self.served.digest,
         )
         self._open_games_dir(self.config.games_dir)
         for note in await anyio.to_thread.run_sync(self.tx.recover):
@@ -424,6 +428,7 @@ class PeerRuntime:
             runner=self.runner,
             state=self.state,
             swarm=self.swarm,
+            manifests=self.manifests,
         )
 
     # --------------------------------------------------------------- library

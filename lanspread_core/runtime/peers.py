@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanspread_core.library.served import digest
 from lanspread_core.wire.messages import GameInfo, LibraryDelta, LibrarySnapshot
 
 
@@ -23,9 +24,16 @@ class RemotePeer:
     games: dict[str, GameInfo] = field(default_factory=dict)
     last_seen: float = field(default_factory=time.monotonic)
     source: str = ""
+    #: what its Hello said it can do (``library-delta``: it answers GetDelta)
+    features: tuple[str, ...] = ()
 
     def seen(self) -> None:
         self.last_seen = time.monotonic()
+
+    def digest(self) -> str:
+        """The digest of our copy of its library: equal to the one it announces
+        when the copy is current (:func:`~lanspread_core.library.served.digest`)."""
+        return digest(self.games)
 
     def apply(self, reply: LibrarySnapshot | LibraryDelta) -> bool:
         """Apply a snapshot, or a delta that starts where we are; False on a gap."""

@@ -9,6 +9,7 @@ silent ones, and is the transfers' narrow view of the peers
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import time
@@ -21,10 +22,12 @@ from lanspread_core.control.client import ControlPool
 from lanspread_core.discovery.base import SeenPeer
 from lanspread_core.errors import CommandError, LanspreadError
 from lanspread_core.events import Event, PeerJoined, PeerLeft, PeerLibrary
+from lanspread_core.library.served import digest
 from lanspread_core.runtime.peers import PeerTable, RemotePeer
 from lanspread_core.transfer.sources import Source
 from lanspread_core.wire.messages import (
     PROTO_VER,
+    GameInfo,
     GetDelta,
     GetSnapshot,
     Goodbye,
@@ -40,6 +43,8 @@ from lanspread_core.wire.messages import (
 log = logging.getLogger(__name__)
 
 GOODBYE_TIMEOUT = 0.5
+#: peers whose last library is kept after they left, for when they come back
+REMEMBERED = 64
 CONNECT_TIMEOUT = 5.0
 SYNC_TIMEOUT = 10.0
 
@@ -51,6 +56,11 @@ class PeerSync:
 
     :param greeting: builds this peer's ``Hello``/``HelloAck`` (its current rev).
     :param library_rev: this peer's current library revision, for pings.
+    :param library_digest: the digest of what this peer serves, for pings.
+
+    A peer's library is fetched only when it announces a revision we do not
+    have *and* a digest that differs from our copy's: a change that ends where
+    it began (a game busy for an install, then back) costs no request.
     """
 
     def __init__(
@@ -63,6 +73,7 @@ class PeerSync:
         *,
         ping_interval: float,
         stale_timeout: float,
+        library_digest: Callable[[], str] = lambda: "",
     ) -> None:
         self._self_id = self_id
         self.pool = pool
@@ -70,6 +81,12 @@ class PeerSync:
         self._publish = publish
         self._greeting = greeting
         self._library_rev = library_rev
+        self._library_digest = library_digest
+        #: the last library of peers that left, by id: a peer that comes back with
+        #: the same digest (a restart) gets it back without a snapshot
+        self._remembered: collections.OrderedDict[str, dict[str, GameInfo]] = (
+            collections.OrderedDict()
+        )
         self.ping_interval = ping_interval
         self.stale_timeout = stale_timeout
         self._tg: anyio.abc.TaskGroup | None = None
@@ -167,23 +184,35 @@ class PeerSync:
         new = peer is None
         if peer is None:
             peer = RemotePeer(greet.peer_id, host, port, source=how)
+            games = self._remembered.pop(greet.peer_id, None)
+            if games is not None and greet.library_digest == digest(games):
+                peer.games, peer.library_rev = games, greet.library_rev  # back, unchanged
             self.table.add(peer)
         elif (peer.host, peer.port) != (host, port):
+            log.info("peer %s moved to %s:%s", peer.peer_id[:8], host, port)
+            self._spawn(self.pool.discard, peer.host, peer.port)
             peer.host, peer.port = host, port
         peer.name, peer.data_port = greet.name, greet.data_port
-        peer.announced_rev = greet.library_rev
+        peer.features = tuple(greet.features)
         peer.seen()
         if new:
             self._publish(PeerJoined(peer.to_json()))
             self._changed.set()
-        if greet.library_rev != peer.library_rev:
-            self.schedule_sync(peer)
+            if peer.library_rev >= 0:
+                self._publish(
+                    PeerLibrary(peer.peer_id, peer.library_rev, "digest", sorted(peer.games))
+                )
+        self.announced(peer, greet.library_rev, greet.library_digest)
         return peer
 
     def drop(self, peer_id: str, reason: str) -> None:
         peer = self.table.remove(peer_id)
         if peer is None:
             return
+        if peer.library_rev >= 0:
+            self._remembered[peer_id] = peer.games
+            while len(self._remembered) > REMEMBERED:
+                self._remembered.popitem(last=False)
         self._spawn(self.pool.discard, peer.host, peer.port)
         self._publish(PeerLeft(peer_id, reason))
         self._changed.set()
@@ -199,11 +228,18 @@ class PeerSync:
         return len(self.table)
 
     # ------------------------------------------------------------- sync
-    def announced(self, peer: RemotePeer, rev: int) -> None:
-        """``peer`` says its library is at ``rev``: fetch what we miss."""
-        if rev != peer.library_rev:
-            peer.announced_rev = rev
-            self.schedule_sync(peer)
+    def announced(self, peer: RemotePeer, rev: int, library_digest: str = "") -> None:
+        """``peer`` says its library is at ``rev`` (with ``library_digest``, when
+        it said one): fetch what we miss, unless our copy already matches."""
+        if rev == peer.library_rev:
+            return
+        idle = peer.peer_id not in self._syncing
+        if library_digest and idle and peer.library_rev >= 0 and library_digest == peer.digest():
+            log.debug("library of %s unchanged at rev %d; no sync", peer.peer_id[:8], rev)
+            peer.library_rev = peer.announced_rev = rev
+            return
+        peer.announced_rev = rev
+        self.schedule_sync(peer)
 
     def refresh_all(self) -> int:
         """Ask every known peer for its library now, instead of waiting for a ping."""
@@ -222,10 +258,12 @@ class PeerSync:
         try:
             while self.table.get(peer.peer_id) is peer and peer.library_rev != peer.announced_rev:
                 before = peer.library_rev
+                # a peer that did not say it answers GetDelta gets snapshots only
+                deltas = "library-delta" in peer.features
                 request: Message = (
-                    GetSnapshot(self._self_id)
-                    if peer.library_rev < 0
-                    else GetDelta(self._self_id, peer.library_rev)
+                    GetDelta(self._self_id, peer.library_rev)
+                    if peer.library_rev >= 0 and deltas
+                    else GetSnapshot(self._self_id)
                 )
                 reply = await self.pool.request(peer.host, peer.port, request, timeout=SYNC_TIMEOUT)
                 peer.seen()
@@ -256,14 +294,14 @@ class PeerSync:
             reply = await self.pool.request(
                 peer.host,
                 peer.port,
-                Ping(self._self_id, self._library_rev()),
+                Ping(self._self_id, self._library_rev(), self._library_digest()),
                 timeout=max(1.0, self.ping_interval),
             )
         except (LanspreadError, OSError):
             return
         peer.seen()
         if isinstance(reply, Pong):
-            self.announced(peer, reply.library_rev)
+            self.announced(peer, reply.library_rev, reply.library_digest)
 
     async def liveness(self) -> None:
         """Ping idle peers; forget the ones silent past the stale timeout (a service)."""

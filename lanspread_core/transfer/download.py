@@ -75,6 +75,7 @@ from lanspread_core.transfer.planner import Planner
 from lanspread_core.transfer.sources import (
     AllSourcesGone,
     DownloadError,
+    ManifestCache,
     PeerAccess,
     Source,
     agreed_sources,
@@ -159,8 +160,11 @@ class Download:
         publish: Callable[[Event], None],
         on_verified: Callable[[Manifest, frozenset[int], frozenset[int]], None] | None = None,
         quiesce: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+        manifests: ManifestCache | None = None,
     ) -> None:
         self.job = job
+        #: manifests the sources sent before: a repeated download does not ask again
+        self._manifests = manifests
         self.games_dir = games_dir
         self.peers = peers
         self._publish = publish
@@ -192,7 +196,7 @@ class Download:
     async def run(self) -> dict[str, Any]:
         job = self.job
         manifest, sources = await agreed_sources(
-            self.peers, job.game_id, job.version, job.trusted, partial=True
+            self.peers, job.game_id, job.version, job.trusted, partial=True, cache=self._manifests
         )
         self.manifest = manifest
         self.chunks = chunk_ranges(manifest)

@@ -8,6 +8,7 @@ runtime, so the download engine runs in a unit test against a fake view.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections import Counter
 from collections.abc import Mapping
@@ -100,6 +101,38 @@ def _who(peer: Source) -> str:
     return peer.name or peer.peer_id[:8]
 
 
+class ManifestCache:
+    """Manifests by ``manifest_hash``, and which peer sent which.
+
+    A peer's listing names the hash of the manifest it serves; when that peer
+    already sent us the manifest with that hash, a repeated download or
+    stream-install takes it from here instead of asking again (a manifest of a
+    big game is megabytes). The manifest itself was checked against its hash
+    when it arrived, so a hit is exactly what the peer would send. The newest
+    ``keep`` manifests are kept.
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self.keep = keep
+        self._by_hash: collections.OrderedDict[str, Manifest] = collections.OrderedDict()
+        self._sent: set[tuple[str, str]] = set()
+
+    def get(self, peer_id: str, manifest_hash: str) -> Manifest | None:
+        """The manifest ``peer_id`` sent earlier under ``manifest_hash``, if kept."""
+        if (peer_id, manifest_hash) not in self._sent or manifest_hash not in self._by_hash:
+            return None
+        self._by_hash.move_to_end(manifest_hash)
+        return self._by_hash[manifest_hash]
+
+    def put(self, peer_id: str, manifest: Manifest) -> None:
+        self._by_hash[manifest.manifest_hash] = manifest
+        self._by_hash.move_to_end(manifest.manifest_hash)
+        self._sent.add((peer_id, manifest.manifest_hash))
+        while len(self._by_hash) > self.keep:
+            gone, _ = self._by_hash.popitem(last=False)
+            self._sent = {pair for pair in self._sent if pair[1] != gone}
+
+
 async def request_manifest(peers: PeerAccess, peer: Source, game_id: str) -> Manifest:
     reply = await peers.request(peer, GetGame(peers.self_id, game_id), MANIFEST_TIMEOUT)
     if not isinstance(reply, GameManifest):
@@ -108,16 +141,27 @@ async def request_manifest(peers: PeerAccess, peer: Source, game_id: str) -> Man
 
 
 async def manifests_from(
-    peers: PeerAccess, sources: list[Source], game_id: str
+    peers: PeerAccess, sources: list[Source], game_id: str, cache: ManifestCache | None = None
 ) -> dict[str, Manifest]:
-    """Each source's manifest of ``game_id``; a source that does not answer is left out."""
+    """Each source's manifest of ``game_id``; a source that does not answer is left out.
+    With ``cache``, a source is asked only when it lists a manifest it never sent."""
     found: dict[str, Manifest] = {}
 
     async def ask(peer: Source) -> None:
+        listed = peer.games.get(game_id)
+        if cache is not None and listed is not None:
+            kept = cache.get(peer.peer_id, listed.manifest_hash)
+            if kept is not None:
+                found[peer.peer_id] = kept
+                return
         try:
-            found[peer.peer_id] = await request_manifest(peers, peer, game_id)
+            manifest = await request_manifest(peers, peer, game_id)
         except (LanspreadError, ValueError, OSError) as exc:
             log.info("no manifest of %s from %s: %s", game_id, peer.peer_id[:8], exc)
+            return
+        found[peer.peer_id] = manifest
+        if cache is not None:
+            cache.put(peer.peer_id, manifest)
 
     with anyio.move_on_after(MANIFEST_TIMEOUT):
         async with anyio.create_task_group() as tg:
@@ -154,15 +198,22 @@ def choose_manifest(
 
 
 async def agreed_sources(
-    peers: PeerAccess, game_id: str, version: str, trusted: str | None, *, partial: bool = False
+    peers: PeerAccess,
+    game_id: str,
+    version: str,
+    trusted: str | None,
+    *,
+    partial: bool = False,
+    cache: ManifestCache | None = None,
 ) -> tuple[Manifest, list[Source]]:
-    """Ask every holder of ``game_id`` ``version`` for its manifest; the agreed one,
-    and the sources that sent it (first to answer first). Partial holders count
-    only with ``partial`` (a download; a stream-install needs whole ones)."""
+    """Ask every holder of ``game_id`` ``version`` for its manifest (or take it
+    from ``cache``); the agreed one, and the sources that sent it (first to answer
+    first). Partial holders count only with ``partial`` (a download; a
+    stream-install needs whole ones)."""
     holders = peers.holders(game_id, version, partial=partial)
     if not holders:
         raise DownloadError(no_source(peers.known(), game_id, version))
-    manifests = await manifests_from(peers, holders, game_id)
+    manifests = await manifests_from(peers, holders, game_id, cache)
     manifest, agreeing = choose_manifest(manifests, trusted)
     by_id = {p.peer_id: p for p in holders}
     return manifest, [by_id[pid] for pid in agreeing]

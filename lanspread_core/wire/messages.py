@@ -221,15 +221,6 @@ class HelloAck(_Greeting):
 
 @register
 @dataclass(frozen=True)
-class LibrarySummary(Message):
-    peer_id: PeerId
-    library_rev: NonNegative
-    library_digest: str
-    count: NonNegative
-
-
-@register
-@dataclass(frozen=True)
 class LibrarySnapshot(Message):
     """Every game the peer serves at ``library_rev``."""
 
@@ -276,8 +267,12 @@ class TransferGrant(Message):
 @register
 @dataclass(frozen=True)
 class Pong(Message):
+    """The answer to :class:`Ping`: the responder's revision and digest."""
+
     peer_id: PeerId
     library_rev: NonNegative
+    #: the digest of the served listing at ``library_rev`` ("" from a peer that sends none)
+    library_digest: str = ""
 
 
 @register
@@ -320,14 +315,6 @@ class Hello(_Greeting):
     """The first request on a connection: who the sender is and what it has."""
 
     REPLIES = (HelloAck,)
-
-
-@register
-@dataclass(frozen=True)
-class GetLibrarySummary(Message):
-    REPLIES = (LibrarySummary,)
-
-    peer_id: PeerId
 
 
 @register
@@ -394,12 +381,14 @@ class OpenTransfer(Message):
 @register
 @dataclass(frozen=True)
 class Ping(Message):
-    """Liveness; carries ``library_rev`` so either side notices a library change."""
+    """Liveness; carries ``library_rev`` so either side notices a library change,
+    and ``library_digest`` so a change that ends where it began costs no sync."""
 
     REPLIES = (Pong,)
 
     peer_id: PeerId
     library_rev: NonNegative
+    library_digest: str = ""
 
 
 @register

@@ -45,7 +45,6 @@ from lanspread_core.wire.messages import (
     Hello,
     HelloAck,
     LibrarySnapshot,
-    LibrarySummary,
     OpenTransfer,
     Ping,
     Pong,
@@ -197,7 +196,7 @@ async def test_a_game_under_a_local_operation_is_not_served(serving) -> None:
 @pytest.mark.anyio
 async def test_a_request_type_without_a_handler_gets_unsupported(serving) -> None:
     handlers, _, _ = serving
-    reply = await handlers.handle(LibrarySummary(OTHER, 1, "d", 1), REMOTE)
+    reply = await handlers.handle(Pong(OTHER, 1), REMOTE)  # a reply is no request
     assert isinstance(reply, Error) and reply.code == "unsupported"
 
 
