@@ -228,8 +228,9 @@ async def wait_peers(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
 
 @command("fetch")
 async def fetch(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
-    """Ask every known peer for its library now, instead of waiting for a ping."""
-    return {"peers": rt.sync.refresh_all()}
+    """Ask every known peer for its library now, and answer once they have answered
+    (at most 10 s), so a ``list-games`` after it is current."""
+    return {"peers": await rt.sync.fetch_all()}
 
 
 def _newer_on_peers(rt: Peer, gid: str) -> bool:

@@ -29,7 +29,7 @@ from lanspread_core.library.served import ServedLibrary
 from lanspread_core.plugin.registry import Registry
 from lanspread_core.plugin.selection import choose
 from lanspread_core.runtime.swarm import Swarm
-from lanspread_core.runtime.sync import PeerSync
+from lanspread_core.runtime.sync import SAME_VERSION, PeerSync
 from lanspread_core.transfer.streamsend import send_stream
 from lanspread_core.wire.messages import (
     PROTO_VER,
@@ -107,7 +107,10 @@ class RequestHandlers:
         if hello.peer_id == self._self_id:
             return self.peer.greeting(HelloAck)
         if hello.proto_ver != PROTO_VER:
-            return Error.of("proto_ver", f"this peer speaks protocol {PROTO_VER}")
+            return Error.of(
+                "proto_ver",
+                f"it speaks protocol {PROTO_VER} and the caller {hello.proto_ver}; {SAME_VERSION}",
+            )
         self.peer.sync.register(hello, remote[0], hello.control_port, "inbound")
         return self.peer.greeting(HelloAck)
 

@@ -350,11 +350,26 @@ class PeerRuntime:
         self._stop.set()
 
     def _open_games_dir(self, games_dir: Path) -> None:
+        self._use_games_dir(*self._prepare_games_dir(games_dir))
+
+    def _prepare_games_dir(self, games_dir: Path) -> tuple[Path, Catalog]:
+        """Make sure ``games_dir`` is a folder (created when missing) and load the
+        catalog: everything that can fail, before anything running is let go."""
         games_dir = games_dir.expanduser()
-        games_dir.mkdir(parents=True, exist_ok=True)
+        if games_dir.exists() and not games_dir.is_dir():
+            raise UsageError(f"{games_dir} is a file; the games dir is a folder of game folders")
+        try:
+            games_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot make the games folder {games_dir}: {exc.strerror or exc}"
+            ) from None
         catalog = load_catalog(self.config.catalog)
         for warning in catalog.warnings:
             log.warning("%s", warning)
+        return games_dir, catalog
+
+    def _use_games_dir(self, games_dir: Path, catalog: Catalog) -> None:
         self.config = replace(self.config, games_dir=games_dir)
         self.catalog = catalog
         self.library = Library(games_dir, self.state, catalog)
@@ -485,12 +500,19 @@ class PeerRuntime:
         return out
 
     async def set_game_dir(self, path: Path) -> None:
+        if not path.expanduser().is_absolute():
+            raise UsageError(
+                f"set-game-dir needs an absolute path, not {str(path)!r}: the peer's"
+                " working folder is not the caller's"
+            )
         if self.ops.snapshot():
             raise CommandError("operations are running; set the games dir when they have ended")
+        # a path that cannot be used is refused while the current one still runs
+        prepared = await anyio.to_thread.run_sync(self._prepare_games_dir, path)
         if self._monitor_scope is not None:
             self._monitor_scope.cancel()
         await anyio.sleep(0)
-        self._open_games_dir(path)
+        self._use_games_dir(*prepared)
         ready = _Ready()
         self.supervisor.start("monitor", Policy.BEST_EFFORT, lambda: self._monitor(ready))
         with anyio.fail_after(120):

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 GOODBYE_TIMEOUT = 0.5
 #: peers whose last library is kept after they left, for when they come back
 REMEMBERED = 64
+#: what to do about peers that speak different protocol versions
+SAME_VERSION = "every peer of a party needs the same lanspread version"
 CONNECT_TIMEOUT = 5.0
 SYNC_TIMEOUT = 10.0
 
@@ -175,7 +177,10 @@ class PeerSync:
             self._self_addresses.add(key)
             return None
         if reply.proto_ver != PROTO_VER:
-            raise CommandError(f"{host}:{port} speaks protocol {reply.proto_ver}, not {PROTO_VER}")
+            raise CommandError(
+                f"{host}:{port} speaks protocol {reply.proto_ver} and this peer {PROTO_VER};"
+                f" {SAME_VERSION}"
+            )
         return self.register(reply, host, port, "outbound")
 
     def register(self, greet: Hello | HelloAck, host: str, port: int, how: str) -> RemotePeer:
@@ -247,6 +252,16 @@ class PeerSync:
             peer.announced_rev = -2
             self.schedule_sync(peer)
         return len(self.table)
+
+    async def fetch_all(self, timeout: float = SYNC_TIMEOUT) -> int:
+        """:meth:`refresh_all`, then wait (at most ``timeout``) until every one of
+        those syncs has ended, so what the caller lists next is current."""
+        asked = [peer.peer_id for peer in self.table.all()]
+        self.refresh_all()
+        with anyio.move_on_after(timeout):
+            while any(pid in self._syncing for pid in asked):
+                await anyio.sleep(0.02)
+        return len(asked)
 
     def schedule_sync(self, peer: RemotePeer) -> None:
         if peer.peer_id not in self._syncing:
