@@ -68,8 +68,8 @@ class RateColumn(ProgressColumn):
         rate = task.fields.get("rate")
         if rate is None:
             rate = task.speed
-        if rate is None:
-            return Text("?/s", style="progress.data.speed")
+        if rate is None:  # nothing measured yet: say nothing rather than "?"
+            return Text("")
         return Text(f"{size(int(rate))}/s", style="progress.data.speed")
 
 

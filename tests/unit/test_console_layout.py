@@ -92,3 +92,20 @@ def test_sizes_are_decimal_everywhere(tmp_path: Path) -> None:
     aurora = next(line for line in proc.stdout.splitlines() if line.startswith("aurora"))
     assert " kB " in aurora or " MB " in aurora, aurora
     assert "," not in aurora.split()[2]  # no raw byte count
+
+
+def test_a_bar_shows_the_peers_rate_and_no_question_mark_before_it() -> None:
+    from lanspread_core.events import OpKind, OpProgress
+    from lanspread_core.frontends.present import OperationBars, make_progress
+
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=True, color_system=None)
+    progress = make_progress(console=console, auto_refresh=False)
+    bars = OperationBars(progress)
+    bars.begin("download", "borealis")
+    console.print(progress.get_renderable())
+    assert "?/s" not in out.getvalue()
+    bars.update(OpProgress(OpKind.DOWNLOAD, "borealis", 5_000_000, 25_000_000, 14_700_000, 1.4, 2))
+    console.print(progress.get_renderable())
+    last = out.getvalue().splitlines()[-1]
+    assert "5.0/25.0 MB" in last and "14.7 MB/s" in last and "from 2 peers" in last
