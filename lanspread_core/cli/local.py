@@ -161,8 +161,8 @@ def _peer_runs_hint(command: str, instead: str) -> Iterator[None]:
         yield
     except StateDirBusy as busy:
         raise StateDirBusy(
-            f"{command}: a lanspread peer is running on this state directory"
-            f" ({busy.holder or 'another process'}); {instead}",
+            f"{command}: this state directory is in use by"
+            f" {busy.holder or 'another lanspread process'}; {instead}",
             busy.holder,
         ) from None
 

@@ -127,11 +127,13 @@ def test_scan_and_recover_while_a_peer_runs_point_to_what_works(tmp_path: Path) 
     with PeerProc(tmp_path / "peer", args=LOOPBACK):
         proc = run_cli("scan", "--state-dir", state, "--games-dir", tmp_path / "peer" / "games")
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
-        assert proc.stderr.startswith("lanspread: scan: a lanspread peer is running")
+        assert proc.stderr.startswith(
+            "lanspread: scan: this state directory is in use by a running lanspread peer (pid "
+        )
         assert "'lanspread games' lists the library" in proc.stderr
         proc = run_cli("recover", "--state-dir", state, "--games-dir", tmp_path / "peer" / "games")
         assert proc.returncode == 1
-        assert "recover: a lanspread peer is running" in proc.stderr
+        assert "recover: this state directory is in use by a running lanspread peer" in proc.stderr
         assert "nothing to do now" in proc.stderr
 
 
