@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from lanspread_core.config import PeerConfig
-from lanspread_core.ipc.session import MAX_LINE, ReadLine, serve_session
+from lanspread_core.ipc.session import MAX_LINE, LineTooLong, ReadLine, serve_session
 
 if TYPE_CHECKING:  # the runtime pulls in aioquic; clients must start fast
     from lanspread_core.runtime.peer import PeerRuntimeHandle
@@ -34,10 +34,19 @@ async def _stdin_reader() -> ReadLine:
         return read_file_line
 
     async def read_pipe_line() -> bytes:
-        try:
-            return await reader.readline()
-        except ValueError:  # a line over the limit
-            return b'{"cmd": null, "error": "line too long"}\n'
+        too_long = False
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:  # end of input
+                line = b"" if too_long else exc.partial
+            except asyncio.LimitOverrunError as exc:  # a line over the limit: skip it
+                await reader.readexactly(exc.consumed)
+                too_long = True
+                continue
+            if too_long:
+                raise LineTooLong
+            return line
 
     return read_pipe_line
 

@@ -20,6 +20,7 @@ peer stops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from lanspread_core.errors import LanspreadError
-from lanspread_core.ipc.session import MAX_LINE, serve_session
+from lanspread_core.ipc.session import MAX_LINE, LineTooLong, serve_session
 from lanspread_core.system.portable import PrivateListener, listen_private
 from lanspread_core.system.streams import TransportStream, accepting
 
@@ -80,13 +81,20 @@ async def _session(
     reader = BufferedByteReceiveStream(stream)
 
     async def read_line() -> bytes:
-        try:
-            return await reader.receive_until(b"\n", MAX_LINE) + b"\n"
-        except anyio.DelimiterNotFound:
-            log.debug("control socket client sent a line over %d bytes", MAX_LINE)
-            return b""
-        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
-            return b""
+        too_long = False
+        while True:
+            try:
+                line = await reader.receive_until(b"\n", MAX_LINE) + b"\n"
+            except anyio.DelimiterNotFound:  # no newline in what is buffered: skip it
+                await reader.receive_exactly(MAX_LINE)
+                too_long = True
+                continue
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                line = b""
+            if too_long:
+                log.debug("control socket client sent a line over %d bytes", MAX_LINE)
+                raise LineTooLong
+            return line
 
     async def write_line(data: bytes) -> None:
         await stream.send(data)
@@ -94,7 +102,7 @@ async def _session(
     async with stream:
         if private.token is not None:  # loopback TCP: any local user can connect
             first = b""
-            with anyio.move_on_after(ADMIT_TIMEOUT):
+            with anyio.move_on_after(ADMIT_TIMEOUT), contextlib.suppress(LineTooLong):
                 first = await read_line()
             if not private.admits(first):
                 log.warning("dropped a control connection that did not present the token")

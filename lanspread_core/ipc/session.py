@@ -28,10 +28,25 @@ log = logging.getLogger(__name__)
 MAX_LINE = 1 << 20
 ReadLine = Callable[[], Awaitable[bytes]]
 WriteLine = Callable[[bytes], Awaitable[None]]
+TOO_LONG = f"a command line must be at most {MAX_LINE} bytes"
+
+
+class LineTooLong(Exception):
+    """A line over :data:`MAX_LINE` bytes; the reader skipped it up to its newline."""
 
 
 def encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, default=str).encode() + b"\n"
+
+
+def _encode_any(record: dict[str, Any]) -> bytes:
+    """``record`` as a line, or an error record when it cannot be one (say, a deep ``id``)."""
+    try:
+        return encode(record)
+    except (ValueError, TypeError, RecursionError):
+        log.debug("a %s record could not be serialised", record.get("kind"))
+        error = "the reply could not be written as JSON (is the id nested too deeply?)"
+        return encode({"kind": "error", "id": None, "cmd": None, "error": error})
 
 
 async def serve_session(
@@ -47,11 +62,17 @@ async def serve_session(
 
     async def emit(record: dict[str, Any]) -> None:
         async with lock:
-            await write_line(encode(record))
+            await write_line(_encode_any(record))
 
     async def run_command(raw: bytes) -> None:
+        if len(raw) > MAX_LINE + 2:  # a reader without a limit (stdin from a file)
+            await emit({"kind": "error", "id": None, "error": TOO_LONG})
+            return
         try:
             cmd = json.loads(raw)
+        except RecursionError:
+            await emit({"kind": "error", "id": None, "error": "not JSON: nested too deeply"})
+            return
         except ValueError as exc:
             await emit({"kind": "error", "id": None, "error": f"not JSON: {exc}"})
             return
@@ -100,7 +121,11 @@ async def serve_session(
             tg.start_soon(pump_events)
             tg.start_soon(stop_with_peer)
             while True:
-                line = await read_line()
+                try:
+                    line = await read_line()
+                except LineTooLong:
+                    await emit({"kind": "error", "id": None, "error": TOO_LONG})
+                    continue
                 if not line:
                     break
                 if line.strip():
