@@ -16,6 +16,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lanspread_core.archive.listing import Announced, check_entries
 from lanspread_core.archive.protocol import Entry, EntryKind
@@ -24,6 +25,7 @@ from lanspread_core.dataplane.client import DataConnection
 from lanspread_core.errors import Cancelled
 from lanspread_core.system.faults import fault_point
 from lanspread_core.transfer.handoff import Handoff
+from lanspread_core.wire.schema import clip
 from lanspread_core.wire.streamframes import (
     DATA,
     END,
@@ -33,10 +35,32 @@ from lanspread_core.wire.streamframes import (
     HEADER,
     FrameReader,
     StreamError,
+    crc32_of,
+    field,
 )
 
 #: Seconds to connect to the sender, and the longest it may send nothing.
 STREAM_TIMEOUT = 30.0
+
+
+def entry_of(data: Any) -> Entry:
+    """An entry as a frame carries it, every field of its own type.
+
+    :raises StreamError: not an object, a field missing or of the wrong type.
+    """
+    if not isinstance(data, dict):
+        raise StreamError(f"an entry is {type(data).__name__}, not an object")
+    try:
+        kind = EntryKind(field(data, "kind", str))
+    except ValueError:
+        raise StreamError(f"unknown entry kind {str(data['kind'])[:40]!r}") from None
+    crc = data.get("crc32")
+    return Entry(
+        path=field(data, "path", str),
+        kind=kind,
+        size=field(data, "size", int),
+        crc32=None if crc is None else crc32_of(crc),
+    )
 
 
 @dataclasses.dataclass
@@ -66,13 +90,10 @@ def receive_stream(
     if kind != ENTRIES:
         raise StreamError("the stream did not start with its entry list")
     listing_json = reader.json(payload)
-    try:
-        entries = [Entry.from_json(e) for e in listing_json["entries"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StreamError(f"the entry list is malformed: {exc}") from None
+    entries = [entry_of(e) for e in field(listing_json, "entries", list)]
     listing = check_entries(entries)
     got = Received(total=listing.total)
-    got.format = str(listing_json.get("format", ""))
+    got.format = str(listing_json.get("format", ""))[:100]
     on_total(got.total)
     writer = TreeWriter(dest, listing)
     announced = Announced(listing)
@@ -85,7 +106,7 @@ def receive_stream(
                 raise Cancelled("the stream-install was cancelled")
             kind, payload = reader.next()
             if kind == HEADER:
-                current = announced.begin(Entry.from_json(reader.json(payload)))
+                current = announced.begin(entry_of(reader.json(payload)))
                 if current is None:  # an archive's own top folder: nothing to write
                     continue
                 disk.submit(writer.begin, current)
@@ -101,7 +122,7 @@ def receive_stream(
             elif kind == FILE_END:
                 if current is None:
                     raise StreamError("a file end arrived outside a file")
-                sent = int(str(reader.json(payload).get("crc32", "")), 16)
+                sent = crc32_of(reader.json(payload).get("crc32"))
                 if current.crc32 is not None and current.crc32 != sent:
                     raise StreamError(f"{current.path!r}: the sender's CRC32 is not the archive's")
                 announced.end(current)
@@ -111,7 +132,8 @@ def receive_stream(
                 if got.files == 1:
                     fault_point("stream-install.receiving")
             elif kind == ERROR:
-                raise StreamError(f"the sending peer failed: {reader.json(payload).get('error')}")
+                error = str(reader.json(payload).get("error"))
+                raise StreamError(f"the sending peer failed: {clip(error, 300)}")
             elif kind == END:
                 announced.finish()
                 disk.close()

@@ -11,8 +11,9 @@ After the usual status frame, the sender writes frames, each a 1-byte type, a
   (JSON ``{"error": "sentence"}``) when the sender's provider failed.
 
 Anything else — an unknown type, a frame over its cap, a data frame outside a
-file, bytes past a file's declared size, a connection that ends before ``Z`` —
-ends the stream with :class:`StreamError`.
+file, bytes past a file's declared size, a connection that ends before ``Z``,
+a JSON frame that is not an object or holds a field of the wrong type — ends
+the stream with :class:`StreamError`, so the receiver tries the next peer.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from typing import Any
+from typing import Any, TypeVar
 
 from lanspread_core.errors import LanspreadError
 
@@ -28,6 +29,7 @@ ENTRIES, HEADER, DATA, FILE_END, END, ERROR = b"E", b"H", b"D", b"F", b"Z", b"X"
 MAX_DATA = 1 << 20
 MAX_JSON = 8 << 20
 _HEAD = struct.Struct(">cI")
+T = TypeVar("T")
 
 
 class StreamError(LanspreadError):
@@ -73,8 +75,36 @@ class FrameReader:
         self._fill(view)
         return kind, view
 
-    def json(self, payload: memoryview) -> Any:
+    def json(self, payload: memoryview) -> dict[str, Any]:
+        """A JSON frame's payload, which must be an object.
+
+        :raises StreamError: not JSON, nested too deeply, or not an object.
+        """
         try:
-            return json.loads(bytes(payload))
+            obj = json.loads(bytes(payload))
+        except RecursionError:
+            raise StreamError("a stream frame is nested too deeply") from None
         except ValueError as exc:
             raise StreamError(f"a stream frame is not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise StreamError(f"a stream frame is {type(obj).__name__}, not an object")
+        return obj
+
+
+def field(obj: dict[str, Any], name: str, kind: type[T]) -> T:
+    """``obj[name]`` when it is a ``kind`` (a bool is no int), else :class:`StreamError`."""
+    value = obj.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        got = "missing" if value is None else type(value).__name__
+        raise StreamError(f"a stream frame's {name!r} is not {kind.__name__} ({got})")
+    return value
+
+
+def crc32_of(value: Any) -> int:
+    """A CRC32 as the frames carry it: 8 hex digits."""
+    if not isinstance(value, str) or len(value) != 8:
+        raise StreamError(f"a CRC32 must be 8 hex digits, not {type(value).__name__}")
+    try:
+        return int(value, 16)
+    except ValueError:
+        raise StreamError("a CRC32 must be 8 hex digits") from None
