@@ -38,6 +38,7 @@ from lanspread_core.runtime.runner import OperationRunner
 from lanspread_core.runtime.supervisor import Supervisor
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.transfer import resume
+from lanspread_core.wire.schema import clip
 
 
 class Peer(Protocol):
@@ -85,10 +86,17 @@ class BadCommand(UsageError):
     pass
 
 
+#: the longest value of a string argument; a game id is bounded as on the wire
+_MAX_ARG = {"game_id": 256}
+
+
 def _str(cmd: dict[str, Any], key: str) -> str:
     value = cmd.get(key)
     if not isinstance(value, str) or not value:
-        raise BadCommand(f"{cmd.get('cmd')} needs a string {key!r}")
+        raise BadCommand(f"{clip(str(cmd.get('cmd')))} needs a string {key!r}")
+    limit = _MAX_ARG.get(key, 4096)
+    if len(value) > limit:
+        raise BadCommand(f"{key} {clip(value)!r} is longer than {limit} characters")
     return value
 
 

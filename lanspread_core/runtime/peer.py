@@ -58,7 +58,7 @@ from lanspread_core.runtime.supervisor import Policy, RequiredServiceFailed, Sup
 from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.transfer.sources import ManifestCache
-from lanspread_core.wire.messages import PROTO_VER, Hello, HelloAck
+from lanspread_core.wire.messages import MAX_PEER_NAME, PROTO_VER, Hello, HelloAck
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,10 @@ class PeerRuntime:
     def __init__(
         self, config: PeerConfig, registry: Registry, services: Sequence[LocalService] = ()
     ) -> None:
-        if not config.name:  # people recognise a host name, not a hex id
-            config = replace(config, name=host_name())
+        # people recognise a host name, not a hex id; other peers take at most MAX_PEER_NAME
+        name = (config.name or host_name())[:MAX_PEER_NAME]
+        if name != config.name:
+            config = replace(config, name=name)
         self.config = config
         self.registry = registry
         self.local_services = tuple(services)

@@ -48,6 +48,30 @@ HaveMap = Annotated[str, Check(lambda v: len(v) <= MAX_HAVE_CHARS, "a have-map")
 Name = Annotated[
     str, Check(lambda v: 0 < len(v) <= 256, "a non-empty string of at most 256 characters")
 ]
+#: Longest text field another peer may send: a version, a manifest hash.
+MAX_TEXT = 256
+#: Longest peer name (a host name, as people read it) in ``Hello``.
+MAX_PEER_NAME = 64
+#: Longest ``message`` of an ``Error`` (ours are clipped to 500).
+MAX_ERROR_TEXT = 2000
+#: Most entries in ``Hello.features``.
+MAX_FEATURES = 64
+Text = Annotated[
+    str, Check(lambda v: len(v) <= MAX_TEXT, f"a string of at most {MAX_TEXT} characters")
+]
+PeerName = Annotated[
+    str,
+    Check(lambda v: len(v) <= MAX_PEER_NAME, f"a name of at most {MAX_PEER_NAME} characters"),
+]
+Digest = Annotated[str, Check(lambda v: len(v) <= 64, "a digest of at most 64 characters")]
+Features = Annotated[
+    tuple[Name, ...],
+    Check(lambda v: len(v) <= MAX_FEATURES, f"an array of at most {MAX_FEATURES} features"),
+]
+ErrorText = Annotated[
+    str,
+    Check(lambda v: len(v) <= MAX_ERROR_TEXT, f"a message of at most {MAX_ERROR_TEXT} characters"),
+]
 
 
 def is_transfer_token(value: str) -> bool:
@@ -145,9 +169,9 @@ class GameInfo(Record):
     """
 
     id: Name
-    version: str
+    version: Text
     size: NonNegative
-    manifest_hash: str
+    manifest_hash: Text
     have: HaveMap = ""
     fetching: HaveMap = ""
 
@@ -206,10 +230,10 @@ class _Greeting(Message):
     peer_id: PeerId
     proto_ver: NonNegative
     library_rev: NonNegative
-    library_digest: str
-    features: tuple[str, ...]
+    library_digest: Digest
+    features: Features
     data_port: Port
-    name: str
+    name: PeerName
     control_port: Port
 
 
@@ -239,7 +263,7 @@ class LibraryDelta(Message):
     to_rev: NonNegative
     added: tuple[GameInfo, ...]
     updated: tuple[GameInfo, ...]
-    removed: tuple[str, ...]
+    removed: tuple[Name, ...]
 
 
 @register
@@ -249,7 +273,7 @@ class GameManifest(Message):
     :meth:`lanspread_core.library.manifest.Manifest.from_json`)."""
 
     game_id: Name
-    version: str
+    version: Text
     manifest: dict[str, Any]
 
 
@@ -272,7 +296,7 @@ class Pong(Message):
     peer_id: PeerId
     library_rev: NonNegative
     #: the digest of the served listing at ``library_rev`` ("" from a peer that sends none)
-    library_digest: str = ""
+    library_digest: Digest = ""
 
 
 @register
@@ -292,7 +316,7 @@ class Error(Message):
     """
 
     code: Name
-    message: str
+    message: ErrorText
 
     @classmethod
     def of(cls, code: str, message: str) -> Error:
@@ -388,7 +412,7 @@ class Ping(Message):
 
     peer_id: PeerId
     library_rev: NonNegative
-    library_digest: str = ""
+    library_digest: Digest = ""
 
 
 @register

@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 from lanspread_core.ipc.session import MAX_LINE
+from lanspread_core.wire.messages import MAX_PEER_NAME
 from support.peerproc import LOOPBACK, PeerProc
 
 HOSTILE = [
@@ -75,3 +76,17 @@ def test_control_socket_survives_every_hostile_line_with_one_error_each(tmp_path
                 assert seen[0]["id"] is None and seen[1]["id"] == number
         assert peer.ok("status")["peer_id"] == peer.peer_id  # the peer went on
         assert "Traceback" not in peer.stderr()
+
+
+def test_a_huge_game_id_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    with PeerProc(tmp_path / "peer", args=LOOPBACK) as peer:
+        for cmd in ("get-game", "install", "download", "cancel"):
+            record = peer.call(cmd, game_id="g" * 900_000)
+            assert record["kind"] == "error", record
+            assert len(record["error"]) < 300, (cmd, len(record["error"]))
+        assert peer.ok("status")["peer_id"] == peer.peer_id
+
+
+def test_a_long_peer_name_is_cut_to_what_other_peers_accept(tmp_path: Path) -> None:
+    with PeerProc(tmp_path / "peer", args=[*LOOPBACK, "--name", "n" * 500]) as peer:
+        assert peer.ready["name"] == "n" * MAX_PEER_NAME
