@@ -232,6 +232,7 @@ class PeerRuntime:
             ping_interval=self.config.ping_interval,
             stale_timeout=self.config.stale_timeout,
             library_digest=lambda: self.served.digest,
+            in_catalog=lambda game_id: game_id in self.catalog.games,
         )
         self._open_games_dir(self.config.games_dir)
         for note in await anyio.to_thread.run_sync(self.tx.recover):
@@ -515,6 +516,7 @@ class PeerRuntime:
             self._monitor_scope.cancel()
         await anyio.sleep(0)
         self._use_games_dir(*prepared)
+        self.sync.catalog_changed()
         ready = _Ready()
         self.supervisor.start("monitor", Policy.BEST_EFFORT, lambda: self._monitor(ready))
         with anyio.fail_after(120):

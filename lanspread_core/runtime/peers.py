@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lanspread_core.library.served import digest
 from lanspread_core.wire.messages import GameInfo, LibraryDelta, LibrarySnapshot
+
+
+def _every(_game_id: str) -> bool:
+    return True
 
 
 @dataclass
@@ -35,16 +40,23 @@ class RemotePeer:
         when the copy is current (:func:`~lanspread_core.library.served.digest`)."""
         return digest(self.games)
 
-    def apply(self, reply: LibrarySnapshot | LibraryDelta) -> bool:
-        """Apply a snapshot, or a delta that starts where we are; False on a gap."""
+    def apply(
+        self, reply: LibrarySnapshot | LibraryDelta, keep: Callable[[str], bool] = _every
+    ) -> bool:
+        """Apply a snapshot, or a delta that starts where we are; False on a gap.
+
+        Only games ``keep`` takes are kept (the runtime keeps what its catalog
+        names): a peer cannot fill our tables with games nobody here can get.
+        """
         if isinstance(reply, LibrarySnapshot):
-            self.games = {g.id: g for g in reply.games}
+            self.games = {g.id: g for g in reply.games if keep(g.id)}
             self.library_rev = reply.library_rev
             return True
         if reply.from_rev != self.library_rev:
             return False
         for g in (*reply.added, *reply.updated):
-            self.games[g.id] = g
+            if keep(g.id):
+                self.games[g.id] = g
         for gid in reply.removed:
             self.games.pop(gid, None)
         self.library_rev = reply.to_rev

@@ -59,6 +59,8 @@ class PeerSync:
     :param greeting: builds this peer's ``Hello``/``HelloAck`` (its current rev).
     :param library_rev: this peer's current library revision, for pings.
     :param library_digest: the digest of what this peer serves, for pings.
+    :param in_catalog: whether the local catalog (as it is now) names a game id;
+        games it does not name are dropped from every library we keep.
 
     A peer's library is fetched only when it announces a revision we do not
     have *and* a digest that differs from our copy's: a change that ends where
@@ -76,6 +78,7 @@ class PeerSync:
         ping_interval: float,
         stale_timeout: float,
         library_digest: Callable[[], str] = lambda: "",
+        in_catalog: Callable[[str], bool] = lambda _game_id: True,
     ) -> None:
         self._self_id = self_id
         self.pool = pool
@@ -84,6 +87,8 @@ class PeerSync:
         self._greeting = greeting
         self._library_rev = library_rev
         self._library_digest = library_digest
+        #: whether the local catalog names a game; other games are not kept
+        self._in_catalog = in_catalog
         #: the last library of peers that left, by id: a peer that comes back with
         #: the same digest (a restart) gets it back without a snapshot
         self._remembered: collections.OrderedDict[str, dict[str, GameInfo]] = (
@@ -263,6 +268,17 @@ class PeerSync:
                 await anyio.sleep(0.02)
         return len(asked)
 
+    def catalog_changed(self) -> None:
+        """The catalog changed: refetch every library whole (a delta would not bring
+        back games the old catalog did not name)."""
+        for peer in self.table.all():
+            if peer.peer_id in self._syncing:
+                peer.library_rev = -1  # the running sync goes on with a snapshot
+            else:
+                peer.library_rev, peer.announced_rev = -1, -2
+                self.schedule_sync(peer)
+        self._remembered.clear()
+
     def schedule_sync(self, peer: RemotePeer) -> None:
         if peer.peer_id not in self._syncing:
             self._syncing.add(peer.peer_id)
@@ -284,7 +300,7 @@ class PeerSync:
                 peer.seen()
                 if not isinstance(reply, LibrarySnapshot | LibraryDelta):
                     return
-                if not peer.apply(reply):
+                if not peer.apply(reply, self._in_catalog):
                     peer.library_rev = -1  # a gap: start over from a snapshot
                     continue
                 peer.announced_rev = max(peer.announced_rev, peer.library_rev)
