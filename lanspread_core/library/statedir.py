@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,19 @@ class StateDir:
         self.path = (path or default_state_dir()).resolve()
 
     def ensure(self) -> StateDir:
+        """Create the directory, owner-only (0700), also when it already existed wider.
+
+        :raises LanspreadError: it cannot be made owner-only (say, another user owns it).
+        """
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.name == "posix" and stat.S_IMODE(self.path.stat().st_mode) != 0o700:
+            try:
+                os.chmod(self.path, 0o700)
+            except OSError as exc:
+                raise LanspreadError(
+                    f"cannot make the state directory {self.path} owner-only (0700):"
+                    f" {exc.strerror or exc}"
+                ) from None
         return self
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 from pathlib import Path
 
 from lanspread_core.ipc.session import MAX_LINE
@@ -90,3 +91,11 @@ def test_a_huge_game_id_is_refused_without_echoing_it(tmp_path: Path) -> None:
 def test_a_long_peer_name_is_cut_to_what_other_peers_accept(tmp_path: Path) -> None:
     with PeerProc(tmp_path / "peer", args=[*LOOPBACK, "--name", "n" * 500]) as peer:
         assert peer.ready["name"] == "n" * MAX_PEER_NAME
+
+
+def test_a_peer_makes_a_wide_existing_state_directory_owner_only(tmp_path: Path) -> None:
+    state = tmp_path / "peer" / "state"
+    state.mkdir(parents=True)
+    state.chmod(0o755)
+    with PeerProc(tmp_path / "peer", args=LOOPBACK):
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
