@@ -31,6 +31,10 @@ class RemotePeer:
     source: str = ""
     #: what its Hello said it can do (``library-delta``: it answers GetDelta)
     features: tuple[str, ...] = ()
+    #: announcements in a row whose revision its replies never reached
+    undelivered: int = 0
+    #: until then (monotonic) its announcements are ignored: it misbehaved
+    ignored_until: float = 0.0
 
     def seen(self) -> None:
         self.last_seen = time.monotonic()

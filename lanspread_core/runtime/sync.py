@@ -39,6 +39,7 @@ from lanspread_core.wire.messages import (
     Ping,
     Pong,
 )
+from lanspread_core.wire.schema import clip
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ REMEMBERED = 64
 SAME_VERSION = "every peer of a party needs the same lanspread version"
 CONNECT_TIMEOUT = 5.0
 SYNC_TIMEOUT = 10.0
+#: requests one announcement may cost when the replies fall short of its revision
+SYNC_ATTEMPTS = 3
+#: seconds before the second of those requests; doubles for each further one
+SYNC_BACKOFF = 0.25
+#: announcements in a row never delivered before a peer counts as misbehaving
+MISBEHAVING_AFTER = 3
+#: seconds the announcements of a misbehaving peer are ignored
+IGNORE_FOR = 60.0
 
 Greeting = Callable[[type[Hello] | type[HelloAck]], Hello | HelloAck]
 
@@ -101,6 +110,8 @@ class PeerSync:
         self._syncing: set[str] = set()
         self._self_addresses: set[tuple[str, int]] = set()
         self._changed = anyio.Event()
+        #: peers already named in the log as misbehaving (said once per peer)
+        self._named_misbehaving: set[str] = set()
 
     def attach(self, tg: anyio.abc.TaskGroup) -> None:
         """Run background work (syncs, pings, connects) in ``tg``, the peer's own group."""
@@ -240,8 +251,11 @@ class PeerSync:
     # ------------------------------------------------------------- sync
     def announced(self, peer: RemotePeer, rev: int, library_digest: str = "") -> None:
         """``peer`` says its library is at ``rev`` (with ``library_digest``, when
-        it said one): fetch what we miss, unless our copy already matches."""
-        if rev == peer.library_rev:
+        it said one): fetch what we miss, unless our copy already matches.
+
+        A peer that misbehaved (announced revisions it never delivered) is not
+        listened to until its time out ends."""
+        if rev == peer.library_rev or time.monotonic() < peer.ignored_until:
             return
         idle = peer.peer_id not in self._syncing
         if library_digest and idle and peer.library_rev >= 0 and library_digest == peer.digest():
@@ -286,8 +300,15 @@ class PeerSync:
 
     async def _sync(self, peer: RemotePeer) -> None:
         """Bring our copy of ``peer``'s library up to what it announced."""
+        attempts = 0  # requests whose reply fell short of the announced revision
         try:
             while self.table.get(peer.peer_id) is peer and peer.library_rev != peer.announced_rev:
+                if attempts >= SYNC_ATTEMPTS:
+                    self._undelivered(peer)
+                    return
+                if attempts:
+                    await anyio.sleep(SYNC_BACKOFF * 2 ** (attempts - 1))
+                attempts += 1
                 before = peer.library_rev
                 # a peer that did not say it answers GetDelta gets snapshots only
                 deltas = "library-delta" in peer.features
@@ -299,10 +320,13 @@ class PeerSync:
                 reply = await self.pool.request(peer.host, peer.port, request, timeout=SYNC_TIMEOUT)
                 peer.seen()
                 if not isinstance(reply, LibrarySnapshot | LibraryDelta):
+                    self._undelivered(peer)
                     return
                 if not peer.apply(reply, self._in_catalog):
                     peer.library_rev = -1  # a gap: start over from a snapshot
                     continue
+                if peer.library_rev >= peer.announced_rev:
+                    attempts, peer.undelivered = 0, 0  # it delivered what it announced
                 peer.announced_rev = max(peer.announced_rev, peer.library_rev)
                 if peer.library_rev != before:
                     via = "delta" if isinstance(reply, LibraryDelta) else "snapshot"
@@ -313,6 +337,29 @@ class PeerSync:
             log.debug("library sync with %s failed: %s", peer.peer_id[:8], exc)
         finally:
             self._syncing.discard(peer.peer_id)
+
+    def _undelivered(self, peer: RemotePeer) -> None:
+        """``peer``'s replies never reached the revision it announced: stop asking
+        for this announcement; after :data:`MISBEHAVING_AFTER` of them in a row,
+        ignore its announcements for :data:`IGNORE_FOR` seconds."""
+        announced, peer.announced_rev = peer.announced_rev, peer.library_rev
+        peer.undelivered += 1
+        if peer.undelivered < MISBEHAVING_AFTER:
+            return
+        peer.undelivered = 0
+        peer.ignored_until = time.monotonic() + IGNORE_FOR
+        level = logging.DEBUG if peer.peer_id in self._named_misbehaving else logging.WARNING
+        self._named_misbehaving.add(peer.peer_id)
+        log.log(
+            level,
+            "peer %s (%s) misbehaves: it announces library revision %d but serves %d;"
+            " its announcements are ignored for %gs",
+            peer.peer_id[:8],
+            clip(peer.name),
+            announced,
+            peer.library_rev,
+            IGNORE_FOR,
+        )
 
     # -------------------------------------------------------------- liveness
     def ping_all(self) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 
 from lanspread_core.events import Event, PeerLibrary
+from lanspread_core.runtime import sync as sync_module
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.wire.messages import (
     PROTO_VER,
@@ -107,3 +109,54 @@ async def test_games_outside_the_catalog_are_not_kept(party: Party) -> None:
     assert type(party.pool.requests[-1]) is GetSnapshot
     assert set(peer.games) == {"aurora", "borealis"}
     assert [p.peer_id for p in party.peers.holders("borealis", "2.1.0")] == [OTHER]
+
+
+async def until_idle(peers: PeerSync) -> None:
+    with anyio.fail_after(30):
+        while OTHER in peers._syncing:
+            await anyio.sleep(0.01)
+
+
+@pytest.mark.anyio
+async def test_a_peer_announcing_what_it_never_serves_is_bounded_then_ignored(
+    party: Party, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sync_module, "SYNC_BACKOFF", 0.001)
+    caplog.set_level(logging.DEBUG, logger=sync_module.__name__)
+    party.pool.games = (AURORA,)
+    party.pool.rev = 3  # what it serves; it announces 10
+    peer = party.peers.register(hello(10), "10.0.0.2", 6000, "in")
+    await until_idle(party.peers)
+    assert len(party.pool.requests) == sync_module.SYNC_ATTEMPTS
+    assert peer.library_rev == 3 and set(peer.games) == {"aurora"}
+    # every ping says 10 again: each costs a bounded number of requests, then none
+    for _ in range(20):
+        party.peers.announced(peer, 10, "never-served")
+        await until_idle(party.peers)
+    bound = sync_module.SYNC_ATTEMPTS * sync_module.MISBEHAVING_AFTER
+    assert len(party.pool.requests) == bound
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "misbehaves" in warnings[0].getMessage()
+    assert "revision 10 but serves 3" in warnings[0].getMessage()
+    # when its time out ends it is heard again, and a second offence is not logged again
+    peer.ignored_until = 0.0
+    for _ in range(sync_module.MISBEHAVING_AFTER + 2):
+        party.peers.announced(peer, 10, "never-served")
+        await until_idle(party.peers)
+    assert len(party.pool.requests) == 2 * bound
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+    # the peer still counts: what it did deliver is known, and it is not dropped
+    assert party.peers.is_present(OTHER)
+
+
+@pytest.mark.anyio
+async def test_a_peer_that_delivers_what_it_announces_is_never_ignored(party: Party) -> None:
+    party.pool.games = (AURORA,)
+    peer = party.peers.register(hello(3), "10.0.0.2", 6000, "in")
+    await until_idle(party.peers)
+    for rev in range(4, 4 + 2 * sync_module.MISBEHAVING_AFTER * sync_module.SYNC_ATTEMPTS):
+        party.pool.rev = rev
+        party.peers.announced(peer, rev, f"d{rev}")
+        await until_idle(party.peers)
+        assert peer.library_rev == rev
+    assert peer.ignored_until == 0.0 and peer.undelivered == 0
