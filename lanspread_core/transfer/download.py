@@ -103,6 +103,9 @@ BACKOFF_MAX = 2.0
 REFUSING_GIVE_UP = 60.0
 #: no live source holds a missing chunk for this long: the download stops
 STARVED_GIVE_UP = 10.0
+#: the same, when the only peers left that hold those chunks sent them corrupt: no
+#: wait for a holder to turn up makes them send good bytes, so it ends sooner
+STRUCK_GIVE_UP = 3.0
 #: how often the verified chunks are written to the resume record
 RECORD_INTERVAL = 1.0
 
@@ -413,15 +416,39 @@ class Download:
         starved = planner.starved()
         if not starved:
             self._starved_since = None
-        elif self._starved_since is None:
+            return None
+        if self._starved_since is None:
             self._starved_since = time.monotonic()
-        elif time.monotonic() - self._starved_since > STARVED_GIVE_UP:
+            return None
+        # bad data explains it when every starved chunk is held only by peers that
+        # sent it corrupt, or by nobody left, after someone sent it corrupt
+        struck = all(planner.excluded.get(i) for i in starved)
+        waited = time.monotonic() - self._starved_since
+        if waited <= (STRUCK_GIVE_UP if struck else STARVED_GIVE_UP):
+            return None
+        count = f"{len(starved)} chunk{'s' if len(starved) != 1 else ''}"
+        culprits = self._culprits(planner)
+        if culprits:
             return AllSourcesGone(
-                f"no peer left holds {len(starved)} chunk{'s' if len(starved) != 1 else ''}"
-                f" of {self.job.game_id}"
-                f" (sources: {', '.join(pid[:8] for pid in planner.sources)})"
+                f"download of {self.job.game_id} stopped: no peer left may send {count},"
+                f" because {culprits}"
             )
-        return None
+        return AllSourcesGone(
+            f"no peer left holds {count} of {self.job.game_id}"
+            f" (sources: {', '.join(pid[:8] for pid in planner.sources)})"
+        )
+
+    def _culprits(self, planner: Planner) -> str:
+        """The peers that sent bad data, by id and name, in one clause ('' when none)."""
+        named = []
+        for pid, source in planner.sources.items():
+            if not source.strikes:
+                continue
+            name = getattr(self._sources.get(pid), "name", "")
+            who = f"{pid[:8]} ({name})" if name else pid[:8]
+            what = "a corrupt chunk" if source.strikes == 1 else f"{source.strikes} corrupt chunks"
+            named.append(f"{who} sent {what}")
+        return ", ".join(named)
 
     async def _stream(
         self, peer: Source, planner: Planner, receivers: anyio.CapacityLimiter
