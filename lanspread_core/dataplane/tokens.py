@@ -26,6 +26,18 @@ DEFAULT_TTL = 30.0
 #: Grants outstanding at once. Each holds up to MAX_TRANSFER_RANGES ranges, so
 #: this bounds what a peer flooding OpenTransfer can make us remember.
 MAX_OUTSTANDING = 1024
+#: Grants outstanding at once for one peer: a downloader keeps a few per stream,
+#: so one peer flooding OpenTransfer cannot fill the table and lock others out.
+MAX_PER_PEER = 64
+
+
+class TokensBusy(TransferRefused):
+    """Too many grants are outstanding, for this peer (``cause`` "peer") or in
+    all (``cause`` "total"): an ordinary ``busy`` answer, asked again later."""
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -56,10 +68,14 @@ class TransferTokens:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_outstanding: int = MAX_OUTSTANDING,
+        max_per_peer: int = MAX_PER_PEER,
     ) -> None:
         self._clock = clock
         self._max = max_outstanding
+        self._max_per_peer = max_per_peer
         self._live: dict[str, _Issued] = {}
+        #: live tokens by the peer they were granted to
+        self._per_peer: dict[str, int] = {}
         # spent tokens, kept until they would have expired, to say "already used"
         self._spent: dict[str, float] = {}
 
@@ -78,17 +94,30 @@ class TransferTokens:
     ) -> str:
         """A new token for ``ranges`` of ``game_id``, valid for ``ttl`` seconds.
 
-        :raises TransferRefused: too many grants are outstanding.
+        :raises TokensBusy: too many grants are outstanding, for ``peer_id`` or in all.
         """
         now = self._clock()
         self._purge(now)
+        if self._per_peer.get(peer_id, 0) >= self._max_per_peer:
+            raise TokensBusy(
+                f"the caller has {self._max_per_peer} transfers granted and not yet started;"
+                " try again soon",
+                cause="peer",
+            )
         if len(self._live) >= self._max:
-            raise TransferRefused(
-                f"this peer has {self._max} transfers granted and not yet started; try again soon"
+            raise TokensBusy(
+                f"this peer has {self._max} transfers granted and not yet started; try again soon",
+                cause="total",
             )
         token = secrets.token_hex(16)
         self._live[token] = _Issued(Grant(game_id, peer_id, tuple(ranges), kind), now + ttl)
+        self._per_peer[peer_id] = self._per_peer.get(peer_id, 0) + 1
         return token
+
+    def outstanding(self, peer_id: str) -> int:
+        """Tokens granted to ``peer_id`` and neither redeemed nor expired."""
+        self._purge(self._clock())
+        return self._per_peer.get(peer_id, 0)
 
     def redeem(self, token: str) -> Grant:
         """Spend ``token`` and return its grant.
@@ -97,6 +126,8 @@ class TransferTokens:
         """
         now = self._clock()
         issued = self._live.pop(token, None)
+        if issued is not None:
+            self._forget(issued.grant.peer_id)
         self._purge(now)
         if issued is None:
             if token in self._spent:
@@ -113,6 +144,13 @@ class TransferTokens:
 
     def _purge(self, now: float) -> None:
         for token in [t for t, i in self._live.items() if now > i.expires]:
-            del self._live[token]
+            self._forget(self._live.pop(token).grant.peer_id)
         for token in [t for t, exp in self._spent.items() if now > exp]:
             del self._spent[token]
+
+    def _forget(self, peer_id: str) -> None:
+        left = self._per_peer.get(peer_id, 0) - 1
+        if left > 0:
+            self._per_peer[peer_id] = left
+        else:
+            self._per_peer.pop(peer_id, None)

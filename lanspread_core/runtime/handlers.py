@@ -9,7 +9,9 @@ too: they are the serving side of the same rules (DESIGN §5, serving rules).
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +23,7 @@ from lanspread_core.archive.provider import ArchiveProvider
 from lanspread_core.config import PeerConfig
 from lanspread_core.dataplane.errors import TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
-from lanspread_core.dataplane.tokens import Grant, TransferTokens
+from lanspread_core.dataplane.tokens import Grant, TokensBusy, TransferTokens
 from lanspread_core.library.index import Library
 from lanspread_core.library.manifest import chunk_ranges
 from lanspread_core.library.operations import OperationTable
@@ -35,6 +37,7 @@ from lanspread_core.wire.messages import (
     PROTO_VER,
     TAKEN,
     Ack,
+    ByteRange,
     Error,
     GameManifest,
     GetDelta,
@@ -51,8 +54,12 @@ from lanspread_core.wire.messages import (
     TransferGrant,
 )
 
+log = logging.getLogger(__name__)
+
 #: seconds a granted token may wait for its data connection
 TOKEN_TTL = 30.0
+#: a refusal is logged once per cause and peer in this many seconds
+REFUSAL_LOG_INTERVAL = 60.0
 
 Remote = tuple[str, int]
 Handler = Callable[[Any, Remote], Awaitable[Message]]
@@ -87,6 +94,8 @@ class RequestHandlers:
             StreamInstall: self.stream_install,
             Goodbye: self.goodbye,
         }
+        #: (cause, peer_id) -> when that refusal was last logged
+        self._refusals_logged: dict[tuple[str, str], float] = {}
 
     @property
     def _self_id(self) -> str:
@@ -149,8 +158,7 @@ class RequestHandlers:
             refusal = peer.swarm.refusal(game_id, request.ranges)
             if refusal is not None:
                 return Error.of("unavailable", refusal)
-            token = peer.tokens.issue(game_id, request.peer_id, request.ranges, ttl=TOKEN_TTL)
-            return TransferGrant(token, peer.config.data_port, TOKEN_TTL)
+            return self._grant(game_id, request.peer_id, request.ranges)
         if info is None or peer.outbound.is_blocked(game_id) or peer.ops.kind_of(game_id):
             return Error.of("unavailable", f"{game_id} is not served by this peer now")
         manifest = await anyio.to_thread.run_sync(peer.library.manifest, game_id)
@@ -167,18 +175,38 @@ class RequestHandlers:
         taken = peer.swarm.seeding.claim(game_id, request.peer_id, request.ranges, chunks)
         if taken is not None:
             return Error.of(TAKEN, taken)
-        token = peer.tokens.issue(game_id, request.peer_id, request.ranges, ttl=TOKEN_TTL)
-        return TransferGrant(token, peer.config.data_port, TOKEN_TTL)
+        return self._grant(game_id, request.peer_id, request.ranges)
 
     async def stream_install(self, request: StreamInstall, remote: Remote) -> Message:
         peer = self.peer
         info = peer.served.games.get(request.game_id)
         if info is None or info.partial or peer.ops.kind_of(request.game_id):
             return Error.of("unavailable", f"{request.game_id} is not served by this peer now")
-        token = peer.tokens.issue(
-            request.game_id, request.peer_id, (), ttl=TOKEN_TTL, kind="stream"
-        )
-        return TransferGrant(token, peer.config.data_port, TOKEN_TTL)
+        return self._grant(request.game_id, request.peer_id, (), kind="stream")
+
+    def _grant(
+        self, game_id: str, peer_id: str, ranges: tuple[ByteRange, ...], kind: str = "ranges"
+    ) -> Message:
+        """A token for the caller, or ``busy`` when too many are outstanding (the
+        caller asks again later); a refusal is logged once per cause and peer a while."""
+        try:
+            token = self.peer.tokens.issue(game_id, peer_id, ranges, ttl=TOKEN_TTL, kind=kind)
+        except TokensBusy as exc:
+            self._log_refusal(exc.cause, peer_id, str(exc))
+            return Error.of("busy", str(exc))
+        return TransferGrant(token, self.peer.config.data_port, TOKEN_TTL)
+
+    def _log_refusal(self, cause: str, peer_id: str, why: str) -> None:
+        now = time.monotonic()
+        key = (cause, peer_id)
+        if now - self._refusals_logged.get(key, -REFUSAL_LOG_INTERVAL) < REFUSAL_LOG_INTERVAL:
+            return
+        if len(self._refusals_logged) > 1024:  # forget old ones: bounded, like the tokens
+            self._refusals_logged = {
+                k: t for k, t in self._refusals_logged.items() if now - t < REFUSAL_LOG_INTERVAL
+            }
+        self._refusals_logged[key] = now
+        log.warning("refused a transfer to %s: %s (said once a minute)", peer_id[:8], why)
 
     async def goodbye(self, request: Goodbye, remote: Remote) -> Message:
         self.peer.sync.drop(request.peer_id, "goodbye")
