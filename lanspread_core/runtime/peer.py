@@ -57,6 +57,7 @@ from lanspread_core.runtime.runner import OperationRunner
 from lanspread_core.runtime.supervisor import Policy, RequiredServiceFailed, Supervisor
 from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.runtime.sync import PeerSync
+from lanspread_core.system.portable import raise_open_files_limit
 from lanspread_core.transfer.sources import ManifestCache
 from lanspread_core.wire.messages import MAX_PEER_NAME, PROTO_VER, Hello, HelloAck
 
@@ -220,6 +221,7 @@ class PeerRuntime:
     async def _run(self, task_status: anyio.abc.TaskStatus[PeerRuntimeHandle]) -> None:
         if self.config.provider != AUTO:  # refused now, not after a whole download
             await anyio.to_thread.run_sync(build_provider, self.registry, self.config.provider)
+        raise_open_files_limit()  # a download keeps files and connections open
         self.identity = await anyio.to_thread.run_sync(load_or_create_identity, self.state)
         self.served = ServedLibrary(self.identity.peer_id)
         self.swarm = Swarm(self.served, self._served_changed)

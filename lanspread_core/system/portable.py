@@ -21,6 +21,9 @@ fsync of a folder (``O_DIRECTORY``)    skipped (NTFS journals the rename)
 ``SO_RCVTIMEO`` / ``SO_SNDTIMEO`` as   ``socket.settimeout`` (Windows takes a
 a ``struct timeval``                   DWORD of milliseconds there)
 ``SIGKILL`` to oneself                 ``os._exit`` (no clean-up either)
+``resource.setrlimit``: the soft       left as the OS set it (Windows' C runtime
+open-files limit raised to the hard    has no such soft limit on sockets), and
+one at start                           reported as unknown
 =====================================  ==========================================
 
 Each is chosen by capability (``hasattr``, or a probe), never by platform
@@ -36,6 +39,7 @@ import errno
 import hmac
 import importlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -57,7 +61,11 @@ def _optional(name: str) -> ModuleType | None:
         return None
 
 
+log = logging.getLogger(__name__)
+
 _fcntl = _optional("fcntl")
+#: POSIX resource limits (not on Windows); a test may put a stand-in or None here.
+_resource = _optional("resource")
 #: Windows' C runtime module; a test may put a stand-in with the same ``locking``.
 _msvcrt = _optional("msvcrt")
 
@@ -550,3 +558,34 @@ def kill_self() -> None:
     if HAS_SIGKILL:
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(137)  # 128 + SIGKILL, what a shell reports for a killed process
+
+
+# ------------------------------------------------------------------ limits
+
+#: a hard limit of "unlimited" is met with this many (macOS refuses more anyway)
+OPEN_FILES_CEILING = 1 << 20
+
+
+def raise_open_files_limit() -> int | None:
+    """Raise the soft limit on open files to the hard one, and log it at INFO.
+
+    A download keeps files and connections open, and the common soft limit of
+    1,024 is easily met. Returns the soft limit now, or None where the OS has
+    no such limit to read (the fallback: nothing is changed).
+    """
+    resource = _resource
+    if resource is None or not hasattr(resource, "RLIMIT_NOFILE"):
+        log.info("open files: the limit is the operating system's (it cannot be read here)")
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinity = getattr(resource, "RLIM_INFINITY", -1)
+    target = OPEN_FILES_CEILING if hard == infinity else hard
+    if soft != infinity and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.info("open files: cannot raise the limit from %d to %d: %s", soft, target, exc)
+    limit = int(soft)
+    log.info("open files: at most %d (hard limit %s)", limit, "none" if hard == infinity else hard)
+    return limit
