@@ -55,15 +55,41 @@ class ChunkWriter(Protocol):
 
 
 _buffers = threading.local()
+#: bytes of chunk buffers every thread holds, together
+_held = 0
+_held_lock = threading.Lock()
+
+
+def _note_held(delta: int) -> None:
+    global _held
+    with _held_lock:
+        _held += delta
 
 
 def _thread_buffers(size: int) -> list[memoryview]:
     """This thread's chunk buffers, grown to ``size`` bytes each when needed."""
     views: list[memoryview] = getattr(_buffers, "views", [])
     if len(views) < PIPELINE_DEPTH or len(views[0]) < size:
+        release_thread_buffers()
         views = [memoryview(bytearray(size)) for _ in range(PIPELINE_DEPTH)]
+        _note_held(size * PIPELINE_DEPTH)
         _buffers.views = views
     return views
+
+
+def release_thread_buffers() -> None:
+    """Free this thread's chunk buffers: its download ended, and a pooled thread
+    would otherwise keep the largest chunks it ever received."""
+    views: list[memoryview] = getattr(_buffers, "views", [])
+    if views:
+        _note_held(-sum(len(v) for v in views))
+        del _buffers.views
+
+
+def held_buffer_bytes() -> int:
+    """Bytes of chunk buffers all threads hold now."""
+    with _held_lock:
+        return _held
 
 
 class DataConnection:

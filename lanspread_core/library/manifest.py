@@ -41,7 +41,8 @@ CHUNK_SIZE = 4 * 1024 * 1024
 #: Bounds accepted from peers: tiny chunks would bloat manifests and plans,
 #: huge ones would force huge buffers on the verifying side.
 MIN_CHUNK_SIZE = 1024
-MAX_CHUNK_SIZE = 256 * 1024 * 1024
+#: a receiver holds a few chunks per stream in memory: 16 MiB keeps that bounded
+MAX_CHUNK_SIZE = 16 * 1024 * 1024
 ALGO = "blake3"
 #: Chunk hash algorithms a manifest may name (DESIGN §5: SHA-256 or BLAKE3).
 ALGORITHMS = ("blake3", "sha256")
@@ -131,8 +132,8 @@ class Manifest:
             raise ManifestError(f"manifest names an unknown hash algorithm {algo!r}")
         if not _is_int(chunk_size) or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
             raise ManifestError(
-                f"manifest chunk_size must be an integer from {MIN_CHUNK_SIZE} "
-                f"to {MAX_CHUNK_SIZE}, not {chunk_size!r}"
+                f"the manifest's chunk size must be a whole number of bytes from"
+                f" {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} (16 MiB), not {str(chunk_size)[:40]}"
             )
         raw_files = data["files"]
         if not isinstance(raw_files, list):

@@ -51,7 +51,7 @@ from typing import Any
 import anyio
 
 from lanspread_core.control.errors import PeerError
-from lanspread_core.dataplane.client import DataConnection
+from lanspread_core.dataplane.client import DataConnection, release_thread_buffers
 from lanspread_core.dataplane.errors import SourceRefused
 from lanspread_core.dataplane.files import DownloadFiles
 from lanspread_core.dataplane.link import DataLink
@@ -537,16 +537,19 @@ class Download:
         their requests went down with the connection.
         """
         failed = False
-        while (batch := todo.get()) is not None:
-            if failed or self._stop_any.is_set():
-                batch.error = Cancelled("not received")
-            else:
-                try:
-                    self._receive(batch)
-                except (LanspreadError, OSError) as exc:
-                    batch.error = exc
-                    failed = True
-            hand_back(batch)
+        try:
+            while (batch := todo.get()) is not None:
+                if failed or self._stop_any.is_set():
+                    batch.error = Cancelled("not received")
+                else:
+                    try:
+                        self._receive(batch)
+                    except (LanspreadError, OSError) as exc:
+                        batch.error = exc
+                        failed = True
+                hand_back(batch)
+        finally:
+            release_thread_buffers()  # a pooled thread must not keep them after the stream
 
     def _settle_batch(self, planner: Planner, peer_id: str, batch: _Batch) -> bool:
         """Report ``batch`` to the planner; whether the stream may go on."""
