@@ -171,8 +171,9 @@ class RequestHandlers:
                 return Error.of(
                     "bad_range", f"{r.path} at {r.offset}+{r.length} is not in {game_id}"
                 )
-        chunks = len(chunk_ranges(manifest))
-        taken = peer.swarm.seeding.claim(game_id, request.peer_id, request.ranges, chunks)
+        taken = peer.swarm.seeding.claim(
+            game_id, request.peer_id, request.ranges, lambda: len(chunk_ranges(manifest))
+        )
         if taken is not None:
             return Error.of(TAKEN, taken)
         return self._grant(game_id, request.peer_id, request.ranges)

@@ -497,10 +497,9 @@ class PeerRuntime:
 
     def uploads(self) -> list[dict[str, Any]]:
         """Who downloads from this peer lately: peer (by name), game, bytes and rate."""
-        table = self.sync.table if hasattr(self, "sync") else None
         out = []
         for up in self.outbound.uploads():
-            known = table.get(up["peer_id"]) if table is not None else None
+            known = self.sync.table.get(up["peer_id"])
             out.append({**up, "name": known.name if known is not None else ""})
         return out
 

@@ -51,16 +51,21 @@ class Seeding:
         self._sent: dict[str, dict[tuple[str, int], tuple[float, str]]] = {}
 
     def claim(
-        self, game_id: str, peer_id: str, ranges: Sequence[ByteRange], chunks: int
+        self,
+        game_id: str,
+        peer_id: str,
+        ranges: Sequence[ByteRange],
+        chunks: Callable[[], int],
     ) -> str | None:
-        """Record that ``peer_id`` gets ``ranges`` of ``game_id`` (``chunks`` in all);
-        or why not: a range went to another peer lately while others went to nobody."""
+        """Record that ``peer_id`` gets ``ranges`` of ``game_id`` (``chunks()`` in all,
+        counted only when a range is taken); or why not: a range went to another
+        peer lately while others went to nobody."""
         now = time.monotonic()
         sent = self._sent.setdefault(game_id, {})
         for key in [k for k, (at, _) in sent.items() if now - at > self.taken_for]:
             del sent[key]
         taken = [r for r in ranges if (hit := sent.get((r.path, r.offset))) and hit[1] != peer_id]
-        if taken and len(sent) < chunks:
+        if taken and len(sent) < chunks():
             r = taken[0]
             return (
                 f"{r.path} at {r.offset} went to another peer just now;"

@@ -360,7 +360,7 @@ class Download:
                     tg.start_soon(self._stream, peer, planner, receivers)
 
             for peer in sources:
-                join(peer, self._have_of(peer))
+                join(peer, self._offer(peer)[0])
             tg.start_soon(self._progress_loop, planner, total)
             refreshed = time.monotonic()
             while not planner.finished and outcome is None:
@@ -376,13 +376,9 @@ class Download:
         self._transfer_seconds = time.monotonic() - self._transfer_started
         self._emit_progress(planner, total)
 
-    def _have_of(self, peer: Source) -> frozenset[int] | None:
-        """The chunks ``peer`` offers of this download's manifest (None: all of them);
-        an empty set when it offers another manifest or nothing readable."""
-        return self._offer(peer)[0]
-
     def _offer(self, peer: Source) -> tuple[frozenset[int] | None, frozenset[int]]:
-        """What ``peer`` holds of this manifest (None: all) and what it is fetching."""
+        """What ``peer`` holds of this manifest (None: all of them; empty when it
+        offers another manifest or nothing readable) and what it is fetching."""
         assert self.manifest is not None
         info = peer.games.get(self.job.game_id)
         if info is None or info.manifest_hash != self.manifest.manifest_hash:

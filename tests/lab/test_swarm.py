@@ -163,12 +163,16 @@ def test_a_partial_holder_that_sends_a_corrupt_chunk_is_caught_and_struck(
         assert rejected and {e["peer_id"] for e in rejected} == {bad}
 
 
-def _wait_fraction(peer: PeerProc, since: int, fraction: float) -> None:
+def _download_until(peer: PeerProc, fraction: float) -> int:
+    """Start a download on ``peer`` and wait until ``fraction`` of it arrived; the mark."""
+    since = peer.mark()
+    peer.send("download", game_id=GAME, install=False)
     peer.wait_event(
         lambda e: e["event"] == "download-progress" and e["bytes"] >= fraction * e["total"],
         since=since,
         timeout=60,
     )
+    return since
 
 
 def test_cancel_at_half_then_download_fetches_only_the_rest(
@@ -176,9 +180,7 @@ def test_cancel_at_half_then_download_fetches_only_the_rest(
 ) -> None:
     with swarm(tmp_path, game_sets, 1, seed_rate="100mbit", rate="100mbit", size=96 * MiB) as s:
         (c,) = s.receivers
-        since = c.mark()
-        c.send("download", game_id=GAME, install=False)
-        _wait_fraction(c, since, 0.45)
+        since = _download_until(c, 0.45)
         c.ok("cancel", game_id=GAME)
         c.wait_event(lambda e: e["event"] == "download-cancelled", since=since)
         paused = c.ok("get-game", game_id=GAME)["paused"]
@@ -197,9 +199,7 @@ def test_a_peer_stopped_mid_download_shows_paused_and_resumes(
 ) -> None:
     with swarm(tmp_path, game_sets, 1, seed_rate="100mbit", rate="100mbit", size=96 * MiB) as s:
         (c,) = s.receivers
-        since = c.mark()
-        c.send("download", game_id=GAME, install=False)
-        _wait_fraction(c, since, 0.4)
+        _download_until(c, 0.4)
         if how == "clean stop":
             c.shutdown()
         else:
@@ -233,9 +233,7 @@ def test_a_paused_download_is_deleted_only_when_asked(
 ) -> None:
     with swarm(tmp_path, game_sets, 1, seed_rate="100mbit", rate="100mbit", size=96 * MiB) as s:
         (c,) = s.receivers
-        since = c.mark()
-        c.send("download", game_id=GAME, install=False)
-        _wait_fraction(c, since, 0.3)
+        since = _download_until(c, 0.3)
         c.ok("cancel", game_id=GAME)
         c.wait_event(lambda e: e["event"] == "download-cancelled", since=since)
         assert any((c.games_dir / GAME).glob("*.eti")), "a pause keeps what verified"

@@ -262,9 +262,9 @@ async def test_a_seed_sends_a_chunk_to_one_peer_of_a_crowd_while_others_are_unse
     assert isinstance(first, TransferGrant) and isinstance(again, TransferGrant)
     seeding = peer.swarm.seeding
     two = (ByteRange("g.eti", 0, 4), ByteRange("g.eti", 4, 4))
-    assert seeding.claim("g", OTHER, two[:1], chunks=2) is None
-    assert seeding.claim("g", OTHER, two[:1], chunks=2) is None  # the same peer may retry
-    taken = seeding.claim("g", third, two[:1], chunks=2)
+    assert seeding.claim("g", OTHER, two[:1], chunks=lambda: 2) is None
+    assert seeding.claim("g", OTHER, two[:1], chunks=lambda: 2) is None  # the same peer may retry
+    taken = seeding.claim("g", third, two[:1], chunks=lambda: 2)
     assert taken is not None and "went to another peer" in taken
-    assert seeding.claim("g", third, two[1:], chunks=2) is None  # an unsent one instead
-    assert seeding.claim("g", "d" * 32, two[:1], chunks=2) is None  # all sent: copies ok
+    assert seeding.claim("g", third, two[1:], chunks=lambda: 2) is None  # an unsent one instead
+    assert seeding.claim("g", "d" * 32, two[:1], chunks=lambda: 2) is None  # all sent: copies ok
