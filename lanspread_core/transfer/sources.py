@@ -171,26 +171,40 @@ async def manifests_from(
 
 
 def choose_manifest(
-    manifests: dict[str, Manifest], trusted: str | None
+    manifests: dict[str, Manifest],
+    trusted: str | None,
+    hosts: Mapping[str, str] | None = None,
 ) -> tuple[Manifest, list[str]]:
     """The manifest a strict majority of the answers agree on (or the catalog's
-    trusted one), and who sent it. A peer that did not answer does not vote."""
-    votes = Counter(m.manifest_hash for m in manifests.values())
-    if not votes:
+    trusted one), and who sent it. A peer that did not answer does not vote.
+
+    Votes count per host (``hosts`` maps a peer id to its address): several
+    peers on one machine are one voice, so one machine running many processes
+    cannot outvote the others. Without ``hosts`` each peer is its own host.
+    """
+    if not manifests:
         raise DownloadError("no peer sent a usable manifest")
+    host_of = hosts or {}
+    # one vote per host; a host whose peers disagree votes for each of its camps
+    # (a dict keeps the answers' order, so ties and messages are stable)
+    ballots = dict.fromkeys(
+        (host_of.get(pid, pid), m.manifest_hash) for pid, m in manifests.items()
+    )
+    votes = Counter(digest for _, digest in ballots)
+    voters = len({host for host, _ in ballots})
     digest, count = votes.most_common(1)[0]
     if trusted and digest != trusted:
         if trusted not in votes:
             raise DownloadError("no peer offers the manifest the catalog trusts")
         digest, count = trusted, votes[trusted]
-    elif count * 2 <= len(manifests):  # only answers vote: a silent peer is no "no"
+    elif count * 2 <= voters:  # only answers vote: a silent peer is no "no"
         camps = "; ".join(
             f"{', '.join(sorted(p[:8] for p, m in manifests.items() if m.manifest_hash == h))}"
             f" {'holds' if n == 1 else 'hold'} manifest {h[:12]}"
             for h, n in votes.most_common()
         )
         raise DownloadError(
-            f"peers disagree about this game ({count} of {len(manifests)} answers agree:"
+            f"peers disagree about this game ({count} of {voters} machines agree:"
             f" {camps}); not downloading"
         )
     agreeing = [pid for pid, m in manifests.items() if m.manifest_hash == digest]
@@ -214,6 +228,7 @@ async def agreed_sources(
     if not holders:
         raise DownloadError(no_source(peers.known(), game_id, version))
     manifests = await manifests_from(peers, holders, game_id, cache)
-    manifest, agreeing = choose_manifest(manifests, trusted)
     by_id = {p.peer_id: p for p in holders}
+    hosts = {pid: by_id[pid].host for pid in manifests if pid in by_id}
+    manifest, agreeing = choose_manifest(manifests, trusted, hosts)
     return manifest, [by_id[pid] for pid in agreeing]

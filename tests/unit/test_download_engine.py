@@ -285,8 +285,21 @@ def test_the_manifest_a_strict_majority_agrees_on_wins(tmp_path: Path) -> None:
     good, bad = _manifest(tmp_path, "g", 1), _manifest(tmp_path, "b", 2)
     manifest, agreeing = choose_manifest({"p1": good, "p2": good, "p3": bad}, None)
     assert manifest.manifest_hash == good.manifest_hash and agreeing == ["p1", "p2"]
-    with pytest.raises(DownloadError, match=r"\(1 of 2 answers agree: p1 holds .*; p2 holds"):
+    with pytest.raises(DownloadError, match=r"\(1 of 2 machines agree: p1 holds .*; p2 holds"):
         choose_manifest({"p1": good, "p2": bad}, None)
+
+
+def test_votes_count_per_machine_not_per_peer(tmp_path: Path) -> None:
+    good, bad = _manifest(tmp_path, "g", 1), _manifest(tmp_path, "b", 2)
+    # three processes on one machine serve other bytes; two honest machines
+    manifests = {"r1": bad, "r2": bad, "r3": bad, "h1": good, "h2": good}
+    hosts = {"r1": "10.0.0.9", "r2": "10.0.0.9", "r3": "10.0.0.9", "h1": "10.0.0.1"}
+    hosts["h2"] = "10.0.0.2"
+    manifest, agreeing = choose_manifest(manifests, None, hosts)
+    assert manifest.manifest_hash == good.manifest_hash and agreeing == ["h1", "h2"]
+    # counted per peer, the three would have won
+    manifest, _ = choose_manifest(manifests, None)
+    assert manifest.manifest_hash == bad.manifest_hash
 
 
 def test_a_silent_source_is_no_vote_against(tmp_path: Path) -> None:
