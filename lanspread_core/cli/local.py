@@ -221,7 +221,8 @@ def _operation(name: str, help_text: str, unpacks: bool, asks: bool = False) -> 
             method = getattr(lc.transactions, name.replace("-", "_"))
             if unpacks:
                 with progress_bar(f"{name} {game}") as update:
-                    outcome = method(game, progress=update)
+                    # the catalog's per-file hashes, when it has them, are checked too
+                    outcome = method(game, progress=update, trusted=lc.catalog.get(game))
             else:
                 outcome = method(game)
         _report(outcome, as_json)

@@ -11,6 +11,11 @@ only when an intent or its marker proves it is ours.
 Update reinstalls from the current archives and keeps the user's files: a
 file in ``local/`` that the archives do not contain is hard-linked (or
 copied) into the new tree before the swap.
+
+When the catalog lists per-file hashes for the downloaded version, install and
+update hold the unpacked tree to them (:mod:`~lanspread_core.archive.filehashes`):
+a missing, extra or different file fails the unpack, and staging is removed
+before anything reaches ``local/``.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanspread_core.archive.cancel import CancelToken, WatchedSink
+from lanspread_core.archive.filehashes import FileCheck
 from lanspread_core.archive.listing import check_entries
 from lanspread_core.archive.treewriter import unpack_via_stream
 from lanspread_core.errors import LanspreadError, UsageError, did_you_mean
 from lanspread_core.install import intent, localfiles
 from lanspread_core.install.unpacklog import UnpackLog
+from lanspread_core.library.catalog import CatalogGame
 from lanspread_core.library.layout import (
     BACKUP,
     INSTALLING,
@@ -45,6 +52,7 @@ from lanspread_core.library.layout import (
 )
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.statedir import StateDir
+from lanspread_core.library.versionini import check_version_file
 from lanspread_core.plugin.registry import Registry
 from lanspread_core.plugin.selection import choose
 from lanspread_core.system.diskspace import check_free_space
@@ -150,6 +158,14 @@ def _carry_user_files(old: Path, new: Path) -> int:
     return carried
 
 
+def _file_check(root: Path, trusted: CatalogGame | None) -> FileCheck | None:
+    """The check of the catalog's per-file hashes, when it has them for the version
+    ``root`` holds (another version's hashes say nothing about these archives)."""
+    if trusted is None or not trusted.files or check_version_file(root) != trusted.version:
+        return None
+    return FileCheck(trusted.files, f"the download of {trusted.id}")
+
+
 class Transactions:
     """The local operations on one games directory."""
 
@@ -206,6 +222,7 @@ class Transactions:
         token: CancelToken | None,
         progress: Progress | None,
         provider: str | None = None,
+        trusted: CatalogGame | None = None,
     ) -> Outcome:
         archives = root_archives(root)
         if not archives:
@@ -214,6 +231,9 @@ class Transactions:
         # checked once, here, before staging exists; the tree writer holds the
         # provider's stream to this listing
         listing = check_entries(choice.provider.entries(archives))
+        check = _file_check(root, trusted)
+        if check is not None:
+            check.check_listing(listing)
         total = listing.total
         check_free_space(root, total, f"install {game_id}")
         outcome = Outcome(game_id, op, choice.name, len(listing.entries), total)
@@ -250,7 +270,9 @@ class Transactions:
                     choice.provider,
                     archives,
                     staging,
-                    lambda sink: WatchedSink(sink, token, on_bytes, on_file_end),
+                    lambda sink: WatchedSink(
+                        sink if check is None else check.sink(sink), token, on_bytes, on_file_end
+                    ),
                     listing=listing,
                     keep=(OWNED_MARKER,),
                 )
@@ -268,8 +290,13 @@ class Transactions:
         token: CancelToken | None = None,
         progress: Progress | None = None,
         provider: str | None = None,
+        trusted: CatalogGame | None = None,
     ) -> Outcome:
-        """Unpack a downloaded game into ``local/`` (with ``provider``, else the usual one)."""
+        """Unpack a downloaded game into ``local/`` (with ``provider``, else the usual one).
+
+        ``trusted`` is the game's catalog entry: its per-file hashes, when it has
+        them for the downloaded version, are checked as the files are unpacked.
+        """
         root = self.require_root(game_id, to_install=True)
         with self.ops.hold(game_id, "install"):
             self.recover_game(game_id)
@@ -280,7 +307,9 @@ class Transactions:
                 )
             if is_installed(root):
                 raise TransactionError(f"{game_id} is already installed; use update")
-            outcome = self._unpack_into_staging(game_id, "install", root, token, progress, provider)
+            outcome = self._unpack_into_staging(
+                game_id, "install", root, token, progress, provider, trusted
+            )
             listing = localfiles.walk(root / INSTALLING)
             _rename(root / INSTALLING, root / LOCAL)
             fault_point("install.promoted")
@@ -293,8 +322,10 @@ class Transactions:
         token: CancelToken | None = None,
         progress: Progress | None = None,
         provider: str | None = None,
+        trusted: CatalogGame | None = None,
     ) -> Outcome:
-        """Reinstall from the current archives, keeping the user's own files."""
+        """Reinstall from the current archives, keeping the user's own files
+        (``trusted`` as for :meth:`install`)."""
         root = self.require_root(game_id)
         with self.ops.hold(game_id, "update"):
             self.recover_game(game_id)
@@ -302,7 +333,9 @@ class Transactions:
                 raise TransactionError(f"{game_id} is not downloaded (no {SENTINEL})")
             if not is_installed(root):
                 raise TransactionError(f"{game_id} is not installed; use install")
-            outcome = self._unpack_into_staging(game_id, "update", root, token, progress, provider)
+            outcome = self._unpack_into_staging(
+                game_id, "update", root, token, progress, provider, trusted
+            )
             staging, local, backup = root / INSTALLING, root / LOCAL, root / BACKUP
             listing = localfiles.walk(staging)  # before the user's files join it
             try:

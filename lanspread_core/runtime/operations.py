@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from lanspread_core.archive.cancel import CancelToken
+from lanspread_core.archive.filehashes import FileCheck
 from lanspread_core.dataplane.link import DataLink
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.errors import (
@@ -54,6 +55,7 @@ from lanspread_core.transfer.sources import (
     PeerAccess,
     Source,
     agreed_sources,
+    named,
 )
 from lanspread_core.transfer.streamrecv import STREAM_TIMEOUT, receive_stream
 from lanspread_core.wire.messages import StreamInstall, TransferGrant
@@ -106,6 +108,8 @@ def transaction(
         kwargs: dict[str, Any] = {}
         if kind in (OpKind.INSTALL, OpKind.UPDATE):
             kwargs = {"token": token, "progress": ws.runner.progress(kind, game_id)}
+            # the catalog's per-file hashes, checked when they are for the downloaded version
+            kwargs["trusted"] = ws.catalog.get(game_id)
             if provider is not None:
                 kwargs["provider"] = provider
         if kind in (OpKind.UPDATE, OpKind.REMOVE_DOWNLOAD):
@@ -260,10 +264,16 @@ async def stream_from(
         state["done"] += n
         progress(state["done"], state["total"])
 
+    # the catalog's per-file hashes bind the streamed files to what its author packed
+    cat = ws.catalog.get(game_id)
+    check = None
+    if cat is not None and cat.files:
+        check = FileCheck(cat.files, f"the stream from peer {named(peer)}")
+
     def fill(staging: Path) -> Outcome:
         with DataLink(peer.host, timeout=STREAM_TIMEOUT) as link:
             conn = link.request(reply.data_port, reply.token, pipelined=False)
-            got = receive_stream(conn, staging, token.event, on_total, on_bytes)
+            got = receive_stream(conn, staging, token.event, on_total, on_bytes, check)
         return Outcome(game_id, "stream-install", None, got.files, got.bytes)
 
     started = time.monotonic()

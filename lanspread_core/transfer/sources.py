@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
@@ -223,12 +224,98 @@ async def agreed_sources(
     """Ask every holder of ``game_id`` ``version`` for its manifest (or take it
     from ``cache``); the agreed one, and the sources that sent it (first to answer
     first). Partial holders count only with ``partial`` (a download; a
-    stream-install needs whole ones)."""
+    stream-install needs whole ones). With a ``trusted`` hash there is no vote:
+    see :func:`trusted_sources`."""
     holders = peers.holders(game_id, version, partial=partial)
     if not holders:
         raise DownloadError(no_source(peers.known(), game_id, version))
+    if trusted:
+        return await trusted_sources(peers, holders, game_id, version, trusted, cache)
     manifests = await manifests_from(peers, holders, game_id, cache)
     by_id = {p.peer_id: p for p in holders}
     hosts = {pid: by_id[pid].host for pid in manifests if pid in by_id}
     manifest, agreeing = choose_manifest(manifests, trusted, hosts)
     return manifest, [by_id[pid] for pid in agreeing]
+
+
+#: how long a refused source is not named again in the log (seconds)
+REFUSAL_LOG_INTERVAL = 60.0
+_refusals_logged: dict[tuple[str, str, str], float] = {}
+
+
+def untrusted(peer: Source, game_id: str, version: str, digest: str) -> str:
+    """The sentence that refuses ``peer``: it offers a manifest the catalog does not trust."""
+    return (
+        f"peer {named(peer)} offers {game_id} {version} with manifest {digest[:12]}…,"
+        " not the one the catalog trusts; not using it"
+    )
+
+
+def named(peer: Source) -> str:
+    """``name (id8)``, or the id alone for a peer without a name."""
+    return f"{peer.name} ({peer.peer_id[:8]})" if peer.name else peer.peer_id[:8]
+
+
+def _log_refusal(peer: Source, game_id: str, digest: str, sentence: str) -> None:
+    """Log ``sentence`` once a minute per peer, game and manifest (a download retried
+    in a loop must not flood the log)."""
+    now = time.monotonic()
+    key = (peer.peer_id, game_id, digest)
+    if now - _refusals_logged.get(key, -REFUSAL_LOG_INTERVAL) < REFUSAL_LOG_INTERVAL:
+        return
+    if len(_refusals_logged) > 1024:  # bounded: forget the old ones
+        for old in [k for k, t in _refusals_logged.items() if now - t >= REFUSAL_LOG_INTERVAL]:
+            del _refusals_logged[old]
+    _refusals_logged[key] = now
+    log.warning("%s", sentence)
+
+
+async def trusted_sources(
+    peers: PeerAccess,
+    holders: list[Source],
+    game_id: str,
+    version: str,
+    trusted: str,
+    cache: ManifestCache | None = None,
+) -> tuple[Manifest, list[Source]]:
+    """The catalog's trusted manifest and the holders that sent exactly it.
+
+    The catalog decides, not a vote, so one source is enough and a majority
+    counts for nothing. A holder whose listing names another manifest is
+    refused without being asked (its manifest may be megabytes); one whose
+    manifest turns out to be another is refused after. Each refused holder is
+    named in the log, and is no source: the sources a transfer takes later
+    must list the agreed hash (see ``Download._offer``). When none is left,
+    the error names them.
+    """
+    refused: dict[str, str] = {}
+    asked: list[Source] = []
+    for peer in holders:
+        listed = peer.games.get(game_id)
+        if listed is not None and listed.manifest_hash != trusted:
+            refused[peer.peer_id] = listed.manifest_hash
+        else:
+            asked.append(peer)
+    manifests = await manifests_from(peers, asked, game_id, cache)
+    refused.update({p: m.manifest_hash for p, m in manifests.items() if m.manifest_hash != trusted})
+    by_id = {p.peer_id: p for p in holders}
+    for pid, digest in refused.items():
+        _log_refusal(by_id[pid], game_id, digest, untrusted(by_id[pid], game_id, version, digest))
+    agreeing = [pid for pid, m in manifests.items() if m.manifest_hash == trusted]
+    if agreeing:
+        return manifests[agreeing[0]], [by_id[pid] for pid in agreeing]
+    if len(refused) == 1:
+        pid, digest = next(iter(refused.items()))
+        raise DownloadError(
+            untrusted(by_id[pid], game_id, version, digest) + ", and no other peer offers it"
+        )
+    if refused:
+        offers = ", ".join(
+            f"peer {named(by_id[pid])} offers manifest {digest[:12]}…"
+            for pid, digest in refused.items()
+        )
+        raise DownloadError(
+            f"no peer offers {game_id} {version} with the manifest the catalog trusts"
+            f" ({offers}); not using them"
+        )
+    raise DownloadError(f"no peer sent a usable manifest of {game_id} {version}")

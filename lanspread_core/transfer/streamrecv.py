@@ -8,6 +8,12 @@ verified: its size, and its CRC32 — against the archive's header CRC when the
 archive has one, and always against the CRC the sender computed. A file of
 zero bytes may come without a header CRC; a non-empty one is never accepted
 without a matching CRC.
+
+CRC32s prove only that a file is what the sender's own archive says. When the
+catalog lists per-file hashes for the game (``check``), the entry list must
+name exactly those files, and each file's BLAKE3 must match as it ends
+(:class:`~lanspread_core.archive.filehashes.FileCheck`): a sender that holds
+the agreed archives but streams other files is refused.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lanspread_core.archive.filehashes import FileCheck
 from lanspread_core.archive.listing import Announced, check_entries
-from lanspread_core.archive.protocol import Entry, EntryKind
+from lanspread_core.archive.protocol import Entry, EntryKind, EntrySink
 from lanspread_core.archive.treewriter import TreeWriter
 from lanspread_core.dataplane.client import DataConnection
 from lanspread_core.errors import Cancelled
@@ -77,8 +84,12 @@ def receive_stream(
     cancel: threading.Event,
     on_total: Callable[[int], None],
     on_bytes: Callable[[int], None],
+    check: FileCheck | None = None,
 ) -> Received:
     """Receive a whole stream into ``dest`` (an empty staging folder).
+
+    With ``check`` (the catalog's per-file hashes) the entry list is held to
+    it before a byte is written, and every file as it ends.
 
     ``conn`` has the stream-install's request sent (:meth:`DataLink.request
     <lanspread_core.dataplane.link.DataLink.request>`); its owner closes it.
@@ -92,10 +103,14 @@ def receive_stream(
     listing_json = reader.json(payload)
     entries = [entry_of(e) for e in field(listing_json, "entries", list)]
     listing = check_entries(entries)
+    if check is not None:
+        check.check_listing(listing)
     got = Received(total=listing.total)
     got.format = str(listing_json.get("format", ""))[:100]
     on_total(got.total)
     writer = TreeWriter(dest, listing)
+    # hashed in the writing thread: blake3 lets go of the GIL, so receiving goes on
+    sink: EntrySink = writer if check is None else check.sink(writer)
     announced = Announced(listing)
     current: Entry | None = None
     # the disk writes (and CRCs) run in a second thread while this one receives
@@ -109,14 +124,14 @@ def receive_stream(
                 current = announced.begin(entry_of(reader.json(payload)))
                 if current is None:  # an archive's own top folder: nothing to write
                     continue
-                disk.submit(writer.begin, current)
+                disk.submit(sink.begin, current)
                 if current.kind is EntryKind.DIR:
                     announced.end(current)
-                    disk.submit(writer.end, current)
+                    disk.submit(sink.end, current)
                     current = None
             elif kind == DATA:
                 announced.data(len(payload))
-                disk.submit(writer.write, bytes(payload))
+                disk.submit(sink.write, bytes(payload))
                 got.bytes += len(payload)
                 on_bytes(len(payload))
             elif kind == FILE_END:
@@ -126,7 +141,7 @@ def receive_stream(
                 if current.crc32 is not None and current.crc32 != sent:
                     raise StreamError(f"{current.path!r}: the sender's CRC32 is not the archive's")
                 announced.end(current)
-                disk.submit(writer.end, dataclasses.replace(current, crc32=sent))
+                disk.submit(sink.end, dataclasses.replace(current, crc32=sent))
                 got.files += 1
                 current = None
                 if got.files == 1:
