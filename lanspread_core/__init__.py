@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pluggy
 
+from lanspread_core.archive.packer import Packer, PackItem
 from lanspread_core.archive.protocol import (
     ArchiveReader,
     Entry,
@@ -24,6 +25,7 @@ from lanspread_core.errors import (
 from lanspread_core.plugin.records import (
     DiscoveryRecord,
     FrontendRecord,
+    PackerRecord,
     ProviderRecord,
     lazy,
 )
@@ -42,6 +44,9 @@ __all__ = [
     "EntrySink",
     "FrontendRecord",
     "LanspreadError",
+    "PackItem",
+    "Packer",
+    "PackerRecord",
     "ProbeResult",
     "ProviderRecord",
     "StreamInstallProvider",

@@ -35,6 +35,7 @@ from lanspread_core.archive.listing import check_entries
 from lanspread_core.archive.treewriter import unpack_via_stream
 from lanspread_core.errors import LanspreadError, UsageError, did_you_mean
 from lanspread_core.install import intent, localfiles
+from lanspread_core.install.packing import sweep_pack_staging
 from lanspread_core.install.unpacklog import UnpackLog
 from lanspread_core.library.catalog import CatalogGame
 from lanspread_core.library.layout import (
@@ -483,6 +484,7 @@ class Transactions:
         done: list[str] = []
         games = set(intent.recorded_games(self.state))
         if self.games_dir.is_dir():
+            done.extend(sweep_pack_staging(self.games_dir))
             for child in self.games_dir.iterdir():
                 reserved = (child / INSTALLING).exists() or (child / BACKUP).exists()
                 if child.is_dir() and not child.is_symlink() and reserved:

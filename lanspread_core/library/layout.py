@@ -24,6 +24,11 @@ INSTALLING = ".local.installing"
 BACKUP = ".local.backup"
 OWNED_MARKER = ".lanspread_owned"
 RESERVED = frozenset({LOCAL, INSTALLING, BACKUP, SENTINEL_TMP, SENTINEL_DISCARDED})
+#: In the games dir, ``.pack-<id>.staging/`` is where ``lanspread pack`` builds a
+#: root before renaming it into place; its name is never a game id (ids start
+#: with a letter or digit), so a scan never takes it for a game.
+PACK_STAGING_PREFIX = ".pack-"
+PACK_STAGING_SUFFIX = ".staging"
 
 
 def root_archives(root: Path) -> list[Path]:
@@ -74,6 +79,15 @@ def game_root(games_dir: Path, game_id: str) -> Path:
     ):
         raise BadGameId(f"{game_id!r} is not a game id (a folder name directly in the games dir)")
     return games_dir / game_id
+
+
+def pack_staging(games_dir: Path, game_id: str) -> Path:
+    """Where ``lanspread pack`` builds the root of ``game_id`` (see :data:`PACK_STAGING_PREFIX`)."""
+    return games_dir / f"{PACK_STAGING_PREFIX}{game_id}{PACK_STAGING_SUFFIX}"
+
+
+def is_pack_staging(name: str) -> bool:
+    return name.startswith(PACK_STAGING_PREFIX) and name.endswith(PACK_STAGING_SUFFIX)
 
 
 def is_downloaded(root: Path) -> bool:

@@ -11,7 +11,12 @@ from collections.abc import Iterable
 import click
 import pluggy
 
-from lanspread_core.plugin.records import DiscoveryRecord, FrontendRecord, ProviderRecord
+from lanspread_core.plugin.records import (
+    DiscoveryRecord,
+    FrontendRecord,
+    PackerRecord,
+    ProviderRecord,
+)
 
 PROJECT = "lanspread"
 _spec = pluggy.HookspecMarker(PROJECT)
@@ -71,6 +76,31 @@ def lanspread_frontends() -> Iterable[FrontendRecord]:
             return [
                 FrontendRecord(
                     name="jsonl", factory=lazy("lanspread_core.frontends.jsonl:JsonlFrontend")
+                )
+            ]
+    """
+
+
+@_spec
+def lanspread_packers() -> Iterable[PackerRecord]:
+    """Register packers: formats ``lanspread pack --packer NAME`` writes a game root in.
+
+    :return: packer records; the factory takes no arguments and returns a
+        :class:`~lanspread_core.archive.packer.Packer`. The core walks the
+        folder, splits it into volumes and checks every archive through the
+        installed providers, so a packer only writes one archive at a time.
+
+    Example::
+
+        from lanspread_core import PackerRecord, hookimpl, lazy
+
+        @hookimpl
+        def lanspread_packers():
+            return [
+                PackerRecord(
+                    name="tar",
+                    factory=lazy("lanspread_tar.packer:TarPacker"),
+                    format="tar",
                 )
             ]
     """

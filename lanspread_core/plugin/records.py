@@ -119,6 +119,18 @@ class FrontendRecord(_Record):
 
 
 @dataclass(frozen=True)
+class PackerRecord(_Record):
+    """A packer for ``lanspread pack``: ``factory()`` returns an object implementing
+    :class:`~lanspread_core.archive.packer.Packer`.
+
+    :param format: what it writes, in words (``"zip (stored)"``); an installed
+        provider must read it, which ``pack`` checks on every archive it makes.
+    """
+
+    format: str = ""
+
+
+@dataclass(frozen=True)
 class PluginInfo:
     """Where a registered plugin came from, for ``lanspread plugins``."""
 

@@ -22,6 +22,7 @@ from lanspread_core.plugin import hookspecs
 from lanspread_core.plugin.records import (
     DiscoveryRecord,
     FrontendRecord,
+    PackerRecord,
     PluginInfo,
     ProviderRecord,
     _Record,
@@ -43,6 +44,7 @@ class Registry:
     providers: dict[str, ProviderRecord] = field(default_factory=dict)
     discovery: dict[str, DiscoveryRecord] = field(default_factory=dict)
     frontends: dict[str, FrontendRecord] = field(default_factory=dict)
+    packers: dict[str, PackerRecord] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -64,6 +66,7 @@ _KINDS: tuple[tuple[str, str, type[_Record], str], ...] = (
     ("lanspread_providers", "provider", ProviderRecord, "providers"),
     ("lanspread_discovery_backends", "discovery", DiscoveryRecord, "discovery"),
     ("lanspread_frontends", "frontend", FrontendRecord, "frontends"),
+    ("lanspread_packers", "packer", PackerRecord, "packers"),
 )
 
 
