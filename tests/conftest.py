@@ -10,6 +10,8 @@ below stay importable from ``conftest`` for older tests.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,11 @@ CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def pytest_configure(config: pytest.Config) -> None:
     if CI and not config.pluginmanager.hasplugin("timeout"):
         raise pytest.UsageError("CI=true needs pytest-timeout, so a hung test ends the run")
+    # no command a test runs reads the tester's own lanspread.toml (a test that
+    # wants settings names its file with LANSPREAD_CONFIG)
+    config_home = Path(tempfile.mkdtemp(prefix="lanspread-tests-config-"))
+    os.environ["XDG_CONFIG_HOME"] = str(config_home)
+    config.add_cleanup(lambda: shutil.rmtree(config_home, ignore_errors=True))
 
 
 @pytest.fixture

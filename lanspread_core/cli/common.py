@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -134,6 +135,7 @@ def library_options(func: F) -> F:
         default_state_dir,
     )
 
+    func = _catalog_fallback(func)
     func = click.option(
         "--state-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -146,7 +148,8 @@ def library_options(func: F) -> F:
         type=click.Path(dir_okay=False, path_type=Path),
         envvar=ENV_CATALOG,
         show_envvar=True,
-        help="The catalog JSON file (games, names, versions). [default: none]",
+        help="The catalog JSON file (games, names, versions)."
+        " [default: <games dir>/catalog.json when it exists]",
     )(func)
     return click.option(
         "--games-dir",
@@ -155,6 +158,18 @@ def library_options(func: F) -> F:
         show_envvar=True,
         help=f"The folder holding one folder per game. [default: {default_games_dir()}]",
     )(func)
+
+
+def _catalog_fallback(func: F) -> F:
+    """No ``--catalog``, environment or setting: the games dir's own ``catalog.json``."""
+    from lanspread_core.cli.settings import catalog_in_use
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        kw["catalog"] = catalog_in_use(kw["catalog"], kw["games_dir"])
+        return func(*args, **kw)
+
+    return cast(F, wrapper)
 
 
 @contextmanager

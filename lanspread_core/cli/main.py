@@ -12,12 +12,15 @@ from typing import Any
 
 import click
 
+from lanspread_core.cli.catalog import CATALOG_COMMANDS
 from lanspread_core.cli.client import CLIENT_COMMANDS
 from lanspread_core.cli.common import LanspreadGroup, emit_json, provider_option, registry_of
+from lanspread_core.cli.config import CONFIG_COMMANDS
 from lanspread_core.cli.demo import demo
 from lanspread_core.cli.local import LOCAL_COMMANDS
 from lanspread_core.cli.logs import logs
 from lanspread_core.cli.peer import PEER_COMMANDS
+from lanspread_core.cli.settings import apply_settings
 from lanspread_core.errors import LanspreadError
 from lanspread_core.frontends.logfile import setup_logging
 from lanspread_core.library.layout import archives_for_path
@@ -45,6 +48,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     chunk verified, and install them crash-safely.
     """
     setup_logging(verbose)
+    apply_settings(ctx)
 
 
 @cli.command()
@@ -123,6 +127,8 @@ def inspect(ctx: click.Context, path: Path, provider: str, as_json: bool) -> Non
 
 
 for _command in (*LOCAL_COMMANDS, *PEER_COMMANDS, *CLIENT_COMMANDS, logs, demo):
+    cli.add_command(_command)
+for _command in (*CATALOG_COMMANDS, *CONFIG_COMMANDS):
     cli.add_command(_command)
 
 

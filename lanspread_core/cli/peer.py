@@ -12,6 +12,7 @@ import anyio.abc
 import click
 
 from lanspread_core.cli.common import library_options, provider_option, registry_of
+from lanspread_core.cli.settings import load_settings
 from lanspread_core.config import (
     ANY_ADDRESS,
     DEFAULT_PORT,
@@ -210,6 +211,14 @@ async def _stop_on_signal(handle: PeerRuntimeHandle) -> None:
             await handle.shutdown()
 
 
+#: what ``run`` says when it has no catalog, so shares nothing
+NO_CATALOG_HINT = (
+    "lanspread: no catalog, so no game is shared. Two ways to get one:\n"
+    "  make one from your games: lanspread catalog scan {games}\n"
+    "  or join a party: lanspread run --party KEY (the key the organizer gives you)"
+)
+
+
 def _verbose(ctx: click.Context) -> bool:
     return bool(ctx.find_root().params.get("verbose"))
 
@@ -241,10 +250,17 @@ def run(ctx: click.Context, /, frontend: str, **kw: Any) -> None:
     (see 'lanspread logs'; 'lanspread -v run' logs debug messages too).
 
     \b
+    Options left out come from the settings ('lanspread config show'), and the
+    catalog from <games dir>/catalog.json when there is one.
+
+    \b
     Example:
       lanspread run --games-dir ~/games --catalog catalog.json --name alice
     """
-    ctx.exit(run_peer(registry_of(ctx), make_config(kw), frontend, _verbose(ctx)))
+    config = make_config(kw)
+    if config.catalog is None and not kw.get("party") and load_settings().party_key is None:
+        click.echo(NO_CATALOG_HINT.format(games=config.games_dir), err=True)
+    ctx.exit(run_peer(registry_of(ctx), config, frontend, _verbose(ctx)))
 
 
 @click.command()

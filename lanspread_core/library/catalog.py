@@ -24,6 +24,8 @@ from lanspread_core.archive.entrypath import safe_relpath
 from lanspread_core.errors import LanspreadError, UnsafeEntryError
 
 ENV_CATALOG = "LANSPREAD_CATALOG"
+#: the catalog a games dir holds for itself, used when none is named
+CATALOG_NAME = "catalog.json"
 #: A catalog id is also a folder name, so it is kept to a portable, safe alphabet.
 GAME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: A BLAKE3 (or SHA-256) digest as lowercase hex.

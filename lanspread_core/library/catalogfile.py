@@ -30,8 +30,6 @@ from lanspread_core.library.manifest import build_manifest
 from lanspread_core.library.versionini import read_version
 from lanspread_core.system.atomic import write_atomic
 
-#: the name of the catalog a games dir holds for itself
-CATALOG_NAME = "catalog.json"
 _NOT_ID = re.compile(r"[^a-z0-9._-]+")
 _MAX_ID = 64
 

@@ -41,18 +41,18 @@ class PeerProc:
         prefix: Sequence[str] = (),
         games_dir: Path | None = None,
         catalog: Path | None = None,
+        bare: bool = False,
     ) -> None:
+        """``bare``: no --games-dir or --state-dir; the settings and ``env`` give them."""
         self.workdir = workdir
         self.games_dir = games_dir or workdir / "games"
         self.games_dir.mkdir(parents=True, exist_ok=True)
+        where = ["--games-dir", str(self.games_dir), "--state-dir", str(workdir / "state")]
         argv = [
             *prefix,
             str(LANSPREAD),
             "peer",
-            "--games-dir",
-            str(self.games_dir),
-            "--state-dir",
-            str(workdir / "state"),
+            *([] if bare else where),
             *(["--catalog", str(catalog)] if catalog else []),
             *args,
         ]
