@@ -64,6 +64,9 @@ class PeerConfig:
     games_dir: Path
     state_dir: Path
     catalog: Path | None = None
+    #: the party key whose signed catalogs this peer takes (``--party``); None: the
+    #: key of the party catalog it holds, or the first one it meets
+    party_key: str | None = None
     provider: str = "auto"
     #: discovery backend names; the default is mdns plus static when peers are given
     discovery: tuple[str, ...] = ("mdns", "static")

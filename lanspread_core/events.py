@@ -106,6 +106,28 @@ class EventsDropped(Event):
     count: int
 
 
+@dataclass(frozen=True)
+class CatalogChanged(Event):
+    """The effective catalog changed: a party catalog was accepted, or the local
+    catalog file was edited. ``games`` are its ids; ``party_seq`` 0: no party catalog."""
+
+    tag: ClassVar[str] = "catalog-changed"
+    source: str
+    games: list[str]
+    party_key: str = ""
+    party_seq: int = 0
+
+
+@dataclass(frozen=True)
+class CatalogRefused(Event):
+    """A party catalog was refused (forged, another key, or not newer); the peer
+    keeps the one it has. Said at most once a minute per cause and peer."""
+
+    tag: ClassVar[str] = "catalog-refused"
+    origin: str
+    reason: str
+
+
 # ----------------------------------------------------------------- the peers
 @dataclass(frozen=True)
 class PeerJoined(Event):
@@ -278,6 +300,8 @@ _SIMPLE: dict[str, type[Event]] = {
         RuntimeFailed,
         OutboundTransfers,
         EventsDropped,
+        CatalogChanged,
+        CatalogRefused,
         PeerJoined,
         PeerLeft,
         PeerLibrary,

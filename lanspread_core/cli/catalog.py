@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 import click
 
-from lanspread_core.cli.common import LanspreadGroup, emit_json, progress_bar
+from lanspread_core.cli.common import (
+    LanspreadGroup,
+    emit_json,
+    progress_bar,
+    provider_option,
+    registry_of,
+)
 from lanspread_core.cli.settings import default_catalog
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.frontends.vocabulary import plural, size
@@ -113,13 +119,24 @@ def init(catalog: Path | None, games_dir: Path | None) -> None:
 )
 @click.option("--name", help="The name people see. [default: the id]")
 @click.option("--yes", is_flag=True, help="Rename a folder to its --id without asking.")
+@click.option(
+    "--files",
+    is_flag=True,
+    help="Also record the hash of every file the archives unpack to (streamed, nothing"
+    " extracted), so installs and stream-installs check each file.",
+)
+@provider_option
 @_catalog_option
 @_games_dir_option
+@click.pass_context
 def add(
+    ctx: click.Context,
     folders: tuple[Path, ...],
     game_id: str | None,
     name: str | None,
     yes: bool,
+    files: bool,
+    provider: str,
     catalog: Path | None,
     games_dir: Path | None,
 ) -> None:
@@ -128,7 +145,10 @@ def add(
     Each FOLDER is a game root (archives plus version.ini), normally
     <games dir>/<id>. Its version.ini is read and its archives hashed.
 
-    Example: lanspread catalog add ~/games/quake --name Quake
+    With --files the archives are also streamed through a provider and
+    every file's hash recorded (hashes.files in the catalog).
+
+    Example: lanspread catalog add ~/games/quake --name Quake --files
     """
     if len(folders) > 1 and (game_id or name):
         raise UsageError("--id and --name name one game; give one FOLDER with them")
@@ -161,7 +181,14 @@ def add(
         if game is None:
             failed += 1
             continue
-        current = add_to_catalog(path, _keep(current.get(gid), game))
+        kept = _keep(current.get(gid), game)
+        if files:
+            hashed = _file_hashes(ctx, folder, gid, provider)
+            if hashed is None:
+                failed += 1
+                continue
+            kept = replace(kept, files=hashed)
+        current = add_to_catalog(path, kept)
         click.echo(f"added {gid} {game.version} ({size(game.size)}) to {path}")
     if failed:
         raise CatalogError(f"{plural(failed, 'folder')} not added; see the lines above")
@@ -412,6 +439,34 @@ def _entry(root: Path, gid: str, title: str) -> CatalogGame | None:
             click.echo(f"{root} cannot be shared: {exc}", err=True)
         except OSError as exc:
             click.echo(f"cannot read {exc.filename or root}: {exc.strerror}", err=True)
+    return None
+
+
+def _file_hashes(ctx: click.Context, root: Path, gid: str, provider: str) -> dict[str, str] | None:
+    """Every file's hash, streamed through a provider with a progress bar; None
+    (and a line) when no provider reads the archives."""
+    from lanspread_core.archive.cancel import WatchedSink
+    from lanspread_core.archive.filehashes import tree_hashes
+    from lanspread_core.archive.listing import check_entries
+    from lanspread_core.plugin.selection import choose
+
+    archives = layout.root_archives(root)
+    try:
+        choice = choose(registry_of(ctx), provider, archives)
+        listing = check_entries(choice.provider.entries(archives))
+        done = 0
+        with progress_bar(f"hashing the files of {gid}") as update:
+
+            def on_bytes(n: int) -> None:
+                nonlocal done
+                done += n
+                update(done, listing.total)
+
+            return tree_hashes(
+                choice.provider, archives, listing, lambda s: WatchedSink(s, on_bytes=on_bytes)
+            )
+    except LanspreadError as exc:
+        click.echo(f"cannot hash the files of {root}: {exc}", err=True)
     return None
 
 

@@ -19,6 +19,7 @@ from lanspread_core.cli.config import CONFIG_COMMANDS
 from lanspread_core.cli.demo import demo
 from lanspread_core.cli.local import LOCAL_COMMANDS
 from lanspread_core.cli.logs import logs
+from lanspread_core.cli.party import party, publish
 from lanspread_core.cli.peer import PEER_COMMANDS
 from lanspread_core.cli.settings import apply_settings
 from lanspread_core.errors import LanspreadError
@@ -130,6 +131,9 @@ for _command in (*LOCAL_COMMANDS, *PEER_COMMANDS, *CLIENT_COMMANDS, logs, demo):
     cli.add_command(_command)
 for _command in (*CATALOG_COMMANDS, *CONFIG_COMMANDS):
     cli.add_command(_command)
+cli.add_command(party)
+if isinstance(_catalog := cli.commands.get("catalog"), click.Group):
+    _catalog.add_command(publish)  # 'lanspread catalog publish', beside 'party publish'
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,6 +47,18 @@ def _listen(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         raise click.BadParameter(str(exc)) from exc
 
 
+def _party(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if not value:
+        return None
+    from lanspread_core.library.party import PartyError, parse_key
+
+    try:
+        parse_key(value)
+    except PartyError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value.strip()
+
+
 def run_options(func: F) -> F:
     """The options every way of starting a peer shares."""
     options = [
@@ -98,6 +110,15 @@ def run_options(func: F) -> F:
             show_default=True,
             help="Seconds of silence after which a peer is forgotten.",
         ),
+        click.option(
+            "--party",
+            default=None,
+            callback=_party,
+            envvar="LANSPREAD_PARTY",
+            show_envvar=True,
+            help="The party key (lsparty1-...) whose signed catalog this peer takes."
+            " [default: the settings' party_key, else the first one met]",
+        ),
         provider_option,
         library_options,
     ]
@@ -109,7 +130,7 @@ def run_options(func: F) -> F:
 #: what ``run_options`` and ``--ui`` give; any other option of ``run`` came from a plugin
 _CORE_OPTIONS = frozenset(
     {"discovery", "peers", "listen", "data_port", "name", "ping_interval", "stale_timeout"}
-    | {"provider"}
+    | {"provider", "party"}
     | {"games_dir", "state_dir", "catalog", "ui"}
 )
 
@@ -121,6 +142,7 @@ def make_config(kw: dict[str, Any]) -> PeerConfig:
         games_dir=(kw["games_dir"] or default_games_dir()).expanduser().resolve(),
         state_dir=(kw["state_dir"] or default_state_dir()).expanduser().resolve(),
         catalog=kw["catalog"],
+        party_key=kw.get("party") or _settings_party_key(),
         provider=kw["provider"],
         discovery=discovery,
         static_peers=kw["peers"],
@@ -132,6 +154,19 @@ def make_config(kw: dict[str, Any]) -> PeerConfig:
         ui=uis,
         ui_options={k: v for k, v in kw.items() if k not in _CORE_OPTIONS},
     )
+
+
+def _settings_party_key() -> str | None:
+    """The party key ``lanspread.toml`` trusts, if it names one."""
+    from lanspread_core.library.party import PartyError, parse_key
+
+    key = load_settings().party_key
+    if key is not None:
+        try:
+            parse_key(key)
+        except PartyError as exc:
+            raise UsageError(f"the setting party_key is wrong: {exc}") from None
+    return key
 
 
 def _first_error(exc: BaseException) -> LanspreadError | None:
