@@ -19,7 +19,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.abc
@@ -40,6 +40,7 @@ from lanspread_core.control.config import (
 )
 from lanspread_core.control.errors import ListenError
 from lanspread_core.control.identity import Identity
+from lanspread_core.control.tlspeer import ask_for_client_certificate, proven_peer_id
 from lanspread_core.wire.errors import FrameTooLarge, WireError
 from lanspread_core.wire.framing import OneFrame
 from lanspread_core.wire.messages import (
@@ -54,8 +55,18 @@ from lanspread_core.wire.messages import (
 
 log = logging.getLogger(__name__)
 
-#: Answers a request; gets the remote (host, port) the request came from.
-Handler = Callable[[Message, tuple[str, int]], Awaitable[Message]]
+
+class Remote(NamedTuple):
+    """Who sent a request: the address it came from, and the peer id whose key
+    the client proved in the handshake (None: it presented no certificate)."""
+
+    host: str
+    port: int
+    peer_id: str | None = None
+
+
+#: Answers a request; gets the :class:`Remote` the request came from.
+Handler = Callable[[Message, Remote], Awaitable[Message]]
 
 #: QUIC application error code for STOP_SENDING on a rejected request stream.
 STOP_REJECTED = 0x1
@@ -140,7 +151,7 @@ class _Job:
     conn: _ServerProtocol
     stream_id: int
     payload: bytes
-    remote: tuple[str, int]
+    remote: Remote
 
 
 async def _run_job(job: _Job, scope: anyio.CancelScope, handler: Handler) -> None:
@@ -167,10 +178,21 @@ async def _answer(job: _Job, handler: Handler) -> Message:
         return Error.from_wire_error(exc)
     if not request.is_request():
         return Error.of("not_a_request", f"{request.TYPE} is not a request")
+    claimed = getattr(request, "peer_id", None)
+    if isinstance(claimed, str) and claimed != job.remote.peer_id:
+        # every request acts for the peer of its connection, and no other
+        proven = job.remote.peer_id
+        return Error.of(
+            "identity",
+            f"this connection proved {'peer ' + proven[:8] if proven else 'no key'},"
+            f" not the peer {claimed[:8]} the {request.TYPE} names",
+        )
     try:
         reply = await handler(request, job.remote)
     except Exception:
-        log.exception("handling %s from %s:%d failed", request.TYPE, *job.remote)
+        log.exception(
+            "handling %s from %s:%d failed", request.TYPE, job.remote.host, job.remote.port
+        )
         return Error.of("internal", f"the peer failed to handle {request.TYPE}")
     if not isinstance(reply, Message) or not request.accepts_reply(reply):
         log.error("the control handler answered %s with %r", request.TYPE, reply)
@@ -201,6 +223,7 @@ class _ServerProtocol(QuicConnectionProtocol):
         self, *args: Any, submit: Callable[[_Job], bool], max_streams: int, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
+        ask_for_client_certificate(self._quic)
         self._submit = submit
         self._max_streams = max_streams
         self._inbound: dict[int, _Inbound] = {}
@@ -299,11 +322,12 @@ class _ServerProtocol(QuicConnectionProtocol):
             if scope is not None:
                 scope.cancel()
 
-    def _remote(self) -> tuple[str, int]:
+    def _remote(self) -> Remote:
+        peer_id = proven_peer_id(self._quic)
         addr = self._quic.get_peer_address()
         if addr is None:
-            return ("", 0)
+            return Remote("", 0, peer_id)
         host = str(addr[0])
         if host.startswith("::ffff:") and "." in host:
             host = host[len("::ffff:") :]  # an IPv4 client on a dual-stack socket
-        return (host, int(addr[1]))
+        return Remote(host, int(addr[1]), peer_id)

@@ -7,6 +7,7 @@ sentence. Documented in ``docs/protocol.md`` (the JSONL section).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,9 +35,11 @@ from lanspread_core.runtime.operations import (
     stream_install_body,
     transaction,
 )
+from lanspread_core.runtime.partycatalog import Catalogs
 from lanspread_core.runtime.runner import OperationRunner
 from lanspread_core.runtime.supervisor import Supervisor
 from lanspread_core.runtime.sync import PeerSync
+from lanspread_core.runtime.versions import explain
 from lanspread_core.transfer import resume
 from lanspread_core.wire.schema import clip
 
@@ -48,6 +51,7 @@ class Peer(Protocol):
     registry: Registry
     state: StateDir
     catalog: Catalog
+    catalogs: Catalogs
     library: Library
     served: ServedLibrary
     ops: OperationTable
@@ -135,6 +139,7 @@ async def status(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
         "library_rev": rev,
         "games": len(games),
         "serving": sorted(rt.served.games),
+        "catalog": rt.catalogs.to_json(),
         "active": rt.active(),
         "uploads": rt.uploads(),
         "services": {
@@ -154,15 +159,20 @@ def games_view(rt: Peer) -> list[dict[str, Any]]:
     local = {g.id: g.to_json() for g in rt.library.games()}
     holders: dict[str, list[str]] = {}
     partial: dict[str, list[str]] = {}
+    #: catalog games peers hold only at other versions: listed, with why (never vanish)
+    elsewhere: set[str] = set()
     for peer in rt.sync.table.all():
         for gid, info in peer.games.items():
             cat = rt.catalog.get(gid)
             if cat is None or cat.version == info.version:
                 into = partial if info.partial else holders
                 into.setdefault(gid, []).append(peer.peer_id)
+            else:
+                elsewhere.add(gid)
     view = []
     paused_ids = resume.paused_games(rt.state.game_dir(""))
-    for gid in sorted(local.keys() | holders.keys() | partial.keys() | paused_ids):
+    ids = local.keys() | holders.keys() | partial.keys() | paused_ids | elsewhere
+    for gid in sorted(ids):
         cat = rt.catalog.get(gid)
         entry = local.get(gid) or {
             "id": gid,
@@ -176,6 +186,10 @@ def games_view(rt: Peer) -> list[dict[str, Any]]:
             "manifest_hash": None,
         }
         entry["peers"] = holders.get(gid, [])
+        if cat is not None and not entry["peers"] and entry.get("version") != cat.version:
+            line = explain_versions(rt, gid)
+            if line is not None:
+                entry["versions"] = line
         if gid in partial:  # downloading it too: they serve what they verified
             entry["partial_peers"] = partial[gid]
         entry["active"] = rt.ops.kind_of(gid)
@@ -190,6 +204,24 @@ def games_view(rt: Peer) -> list[dict[str, Any]]:
     return view
 
 
+def explain_versions(rt: Peer, gid: str) -> str | None:
+    """Why no peer serves the catalog's version of ``gid``, in one line (None: one does,
+    or the catalog does not name it)."""
+    cat = rt.catalog.get(gid)
+    if cat is None:
+        return None
+    party = rt.catalogs.party_version(gid)
+    local = rt.catalogs.local.get(gid)
+    party_named = party is not None and party[1] == cat.version
+    return explain(
+        gid,
+        cat.version,
+        rt.sync.table.all(),
+        party_seq=party[0] if party is not None and party_named else None,
+        local_version=local.version if local is not None and party_named else None,
+    )
+
+
 @command("list-games")
 async def list_games(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     return {"games": games_view(rt), "active": rt.active(), "library_rev": rt.library.rev}
@@ -202,6 +234,9 @@ async def get_game(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     for entry in view:
         if entry["id"] == gid:
             return entry
+    line = explain_versions(rt, gid)
+    if line is not None:
+        raise LanspreadError(line)
     known = [e["id"] for e in view] + list(rt.catalog.games)
     raise LanspreadError(f"no game {gid!r} here or on any known peer{did_you_mean(gid, known)}")
 
@@ -292,6 +327,13 @@ async def download(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     install = _flag(cmd, "install", True)
     wait = _flag(cmd, "wait", False)
     body = download_body(rt.workshop(), gid, install)
+    cat = rt.catalog.get(gid)
+    serving = cat is not None and rt.sync.holders(gid, cat.version, partial=True)
+    other = any(gid in p.games for p in rt.sync.table.all())
+    if cat is not None and other and not serving:
+        line = explain_versions(rt, gid)  # the peers have other versions: which ones
+        if line is not None:
+            raise LanspreadError(line)
     return await rt.runner.run(OpKind.DOWNLOAD, gid, body, wait)
 
 
@@ -337,6 +379,20 @@ async def set_game_dir(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     path = Path(_str(cmd, "path"))
     await rt.set_game_dir(path)
     return {"games_dir": str(rt.config.games_dir)}
+
+
+@command("publish-catalog")
+async def publish_catalog(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Take the signed party catalog in the file ``path`` (``lanspread catalog publish``
+    wrote it) and offer it to the party; refused, with why, like one from a peer."""
+    path = Path(_str(cmd, "path"))
+    try:
+        text = await anyio.to_thread.run_sync(path.read_bytes)
+        document = json.loads(text.decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LanspreadError(f"cannot read the signed catalog {path}: {exc}") from None
+    doc = await rt.catalogs.offer(document, None)
+    return {"party_key": doc.key, "seq": doc.seq, "games": sorted(rt.catalog.games)}
 
 
 @command("shutdown")

@@ -42,12 +42,14 @@ from lanspread_core.wire.messages import (
     GameManifest,
     GetDelta,
     GetGame,
+    GetPartyCatalog,
     GetSnapshot,
     Goodbye,
     Hello,
     HelloAck,
     Message,
     OpenTransfer,
+    PartyCatalog,
     Ping,
     Pong,
     StreamInstall,
@@ -90,6 +92,7 @@ class RequestHandlers:
             GetSnapshot: self.snapshot,
             GetDelta: self.delta,
             GetGame: self.get_game,
+            GetPartyCatalog: self.party_catalog,
             OpenTransfer: self.open_transfer,
             StreamInstall: self.stream_install,
             Goodbye: self.goodbye,
@@ -127,8 +130,15 @@ class RequestHandlers:
         known = self.peer.sync.table.get(ping.peer_id)
         if known is not None:
             self.peer.sync.announced(known, ping.library_rev, ping.library_digest)
+            self.peer.sync.party_offered(known, ping.party_key, ping.party_seq)
         served = self.peer.served
-        return Pong(self._self_id, served.rev, served.digest)
+        return Pong(self._self_id, served.rev, served.digest, *self.peer.sync.party_advert())
+
+    async def party_catalog(self, request: GetPartyCatalog, remote: Remote) -> Message:
+        document = self.peer.sync.party_document()
+        if document is None:
+            return Error.of("not_found", "this peer holds no party catalog")
+        return PartyCatalog(document)
 
     async def snapshot(self, request: GetSnapshot, remote: Remote) -> Message:
         return self.peer.served.snapshot()

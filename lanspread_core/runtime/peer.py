@@ -41,7 +41,7 @@ from lanspread_core.errors import CommandError, LanspreadError, UsageError
 from lanspread_core.events import LibraryChanged, Ready, RuntimeFailed
 from lanspread_core.events import OutboundTransfers as OutboundEvent
 from lanspread_core.install.transactions import Transactions
-from lanspread_core.library.catalog import Catalog, load_catalog
+from lanspread_core.library.catalog import Catalog
 from lanspread_core.library.index import Library
 from lanspread_core.library.monitor import run_monitor
 from lanspread_core.library.operations import OperationTable
@@ -53,6 +53,7 @@ from lanspread_core.runtime.commands import dispatch
 from lanspread_core.runtime.eventbus import EventBus, Subscription
 from lanspread_core.runtime.handlers import RequestHandlers
 from lanspread_core.runtime.operations import Workshop
+from lanspread_core.runtime.partycatalog import FETCH_TIMEOUT, Catalogs
 from lanspread_core.runtime.runner import OperationRunner
 from lanspread_core.runtime.supervisor import Policy, RequiredServiceFailed, Supervisor
 from lanspread_core.runtime.swarm import Swarm
@@ -195,6 +196,8 @@ class PeerRuntime:
         self.manifests = ManifestCache()
         self.identity: Identity
         self.catalog: Catalog
+        #: where ``catalog`` comes from: the local file and the party catalog, kept live
+        self.catalogs: Catalogs
         self.library: Library
         self.tx: Transactions
         self.served: ServedLibrary
@@ -224,6 +227,14 @@ class PeerRuntime:
         raise_open_files_limit()  # a download keeps files and connections open
         self.identity = await anyio.to_thread.run_sync(load_or_create_identity, self.state)
         self.served = ServedLibrary(self.identity.peer_id)
+        self.catalogs = Catalogs(
+            self.state,
+            self.config.catalog,
+            self.config.party_key,
+            self.identity.peer_id,
+            self._apply_catalog,
+            self.bus.publish,
+        )
         self.swarm = Swarm(self.served, self._served_changed)
         self.sync = PeerSync(
             self.identity.peer_id,
@@ -235,6 +246,9 @@ class PeerRuntime:
             stale_timeout=self.config.stale_timeout,
             library_digest=lambda: self.served.digest,
             in_catalog=lambda game_id: game_id in self.catalog.games,
+            party_advert=lambda: self.catalogs.advert(),
+            party_offered=lambda peer, key, seq: self.catalogs.offered(peer, key, seq),
+            party_document=lambda: self.catalogs.document(),
         )
         self._open_games_dir(self.config.games_dir)
         for note in await anyio.to_thread.run_sync(self.tx.recover):
@@ -242,6 +256,10 @@ class PeerRuntime:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self.sync.attach(tg)
+            self.catalogs.attach(
+                lambda peer, message: self.sync.request(peer, message, FETCH_TIMEOUT),
+                tg.start_soon,
+            )
             self.runner.attach(tg)
             loop = asyncio.get_running_loop()
 
@@ -305,6 +323,7 @@ class PeerRuntime:
         monitor_ready = _Ready()
         sup.start("monitor", Policy.BEST_EFFORT, lambda: self._monitor(monitor_ready))
         await self._wait_ready(monitor_ready, "the library scan")
+        sup.start("catalog", Policy.BEST_EFFORT, self.catalogs.watch_local)
         for backend in self._backends():
             sup.start(f"discovery:{backend.name}", Policy.RESTART, self._discover_with(backend))
         sup.start("liveness", Policy.RESTART, self.sync.liveness)
@@ -369,10 +388,7 @@ class PeerRuntime:
             raise UsageError(
                 f"cannot make the games folder {games_dir}: {exc.strerror or exc}"
             ) from None
-        catalog = load_catalog(self.config.catalog)
-        for warning in catalog.warnings:
-            log.warning("%s", warning)
-        return games_dir, catalog
+        return games_dir, self.catalogs.load()
 
     def _use_games_dir(self, games_dir: Path, catalog: Catalog) -> None:
         self.config = replace(self.config, games_dir=games_dir)
@@ -462,6 +478,16 @@ class PeerRuntime:
                 fallback_interval=self.config.fallback_scan_interval,
                 task_status=ready,
             )
+
+    async def _apply_catalog(self, catalog: Catalog) -> None:
+        """A new effective catalog (party or local), applied live: the library's
+        states, what this peer serves, what it keeps of other peers, the UIs."""
+        self.catalog = catalog
+        self.tx.catalog_ids = frozenset(catalog.games)
+        await anyio.to_thread.run_sync(self.library.set_catalog, catalog)
+        await self._library_changed(self.library.rev)
+        self.sync.catalog_changed()
+        self.sync.ping_all()  # pings carry the party catalog this peer now holds
 
     async def _library_changed(self, rev: int) -> None:
         _, games = self.library.snapshot()

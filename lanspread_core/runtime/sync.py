@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -70,6 +71,9 @@ class PeerSync:
     :param library_digest: the digest of what this peer serves, for pings.
     :param in_catalog: whether the local catalog (as it is now) names a game id;
         games it does not name are dropped from every library we keep.
+    :param party_advert: the party catalog this peer holds (key, seq), for pings.
+    :param party_offered: told of the party catalog a peer's ping or pong advertises.
+    :param party_document: the signed party catalog this peer holds, for ``GetPartyCatalog``.
 
     A peer's library is fetched only when it announces a revision we do not
     have *and* a digest that differs from our copy's: a change that ends where
@@ -88,6 +92,9 @@ class PeerSync:
         stale_timeout: float,
         library_digest: Callable[[], str] = lambda: "",
         in_catalog: Callable[[str], bool] = lambda _game_id: True,
+        party_advert: Callable[[], tuple[str, int]] = lambda: ("", 0),
+        party_offered: Callable[[RemotePeer, str, int], None] = lambda _peer, _key, _seq: None,
+        party_document: Callable[[], dict[str, Any] | None] = lambda: None,
     ) -> None:
         self._self_id = self_id
         self.pool = pool
@@ -98,6 +105,10 @@ class PeerSync:
         self._library_digest = library_digest
         #: whether the local catalog names a game; other games are not kept
         self._in_catalog = in_catalog
+        #: the party catalog pings advertise, and who to tell of one a peer advertises
+        self.party_advert = party_advert
+        self.party_offered = party_offered
+        self.party_document = party_document
         #: the last library of peers that left, by id: a peer that comes back with
         #: the same digest (a restart) gets it back without a snapshot
         self._remembered: collections.OrderedDict[str, dict[str, GameInfo]] = (
@@ -372,7 +383,12 @@ class PeerSync:
             reply = await self.pool.request(
                 peer.host,
                 peer.port,
-                Ping(self._self_id, self._library_rev(), self._library_digest()),
+                Ping(
+                    self._self_id,
+                    self._library_rev(),
+                    self._library_digest(),
+                    *self.party_advert(),
+                ),
                 timeout=max(1.0, self.ping_interval),
             )
         except (LanspreadError, OSError):
@@ -380,6 +396,7 @@ class PeerSync:
         peer.seen()
         if isinstance(reply, Pong):
             self.announced(peer, reply.library_rev, reply.library_digest)
+            self.party_offered(peer, reply.party_key, reply.party_seq)
 
     async def liveness(self) -> None:
         """Ping idle peers; forget the ones silent past the stale timeout (a service)."""

@@ -68,6 +68,8 @@ Features = Annotated[
     tuple[Name, ...],
     Check(lambda v: len(v) <= MAX_FEATURES, f"an array of at most {MAX_FEATURES} features"),
 ]
+#: a party public key as text (``lsparty1-`` and 43 characters), or "" for none
+PartyKey = Annotated[str, Check(lambda v: len(v) <= 64, "a party key of at most 64 characters")]
 ErrorText = Annotated[
     str,
     Check(lambda v: len(v) <= MAX_ERROR_TEXT, f"a message of at most {MAX_ERROR_TEXT} characters"),
@@ -291,12 +293,24 @@ class TransferGrant(Message):
 @register
 @dataclass(frozen=True)
 class Pong(Message):
-    """The answer to :class:`Ping`: the responder's revision and digest."""
+    """The answer to :class:`Ping`: the responder's revision and digest, and the
+    party catalog it holds (key and seq; ``""`` and 0: none)."""
 
     peer_id: PeerId
     library_rev: NonNegative
     #: the digest of the served listing at ``library_rev`` ("" from a peer that sends none)
     library_digest: Digest = ""
+    party_key: PartyKey = ""
+    party_seq: NonNegative = 0
+
+
+@register
+@dataclass(frozen=True)
+class PartyCatalog(Message):
+    """The answer to :class:`GetPartyCatalog`: the signed party catalog the responder
+    holds, opaque here (checked by :func:`lanspread_core.library.party.verify`)."""
+
+    document: dict[str, Any]
 
 
 @register
@@ -413,6 +427,19 @@ class Ping(Message):
     peer_id: PeerId
     library_rev: NonNegative
     library_digest: Digest = ""
+    #: the party catalog the sender holds: its key and seq ("" and 0: none)
+    party_key: PartyKey = ""
+    party_seq: NonNegative = 0
+
+
+@register
+@dataclass(frozen=True)
+class GetPartyCatalog(Message):
+    """Ask for the signed party catalog a peer holds (it advertised a newer seq)."""
+
+    REPLIES = (PartyCatalog,)
+
+    peer_id: PeerId
 
 
 @register

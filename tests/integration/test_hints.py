@@ -76,7 +76,7 @@ def test_no_peer_serving_the_catalog_version_says_what_the_peers_have(tmp_path: 
             guest.ok("connect", addr=seed.control)
             sources_of(guest, "cascade", 1)  # the seed's library has arrived
             error = guest.call("download", game_id="ember", wait=True)["error"]
-            assert error == f"no peer serves ember 3.1 (the catalog's version): seed has {held}"
+            assert error == f"ember: your catalog says 3.1; 1 peer has {held} (seed)"
             # the seed is no source of a version the catalog does not name
             listed = {g["id"]: g for g in guest.ok("list-games")["games"]}
             assert "ember" not in listed or listed["ember"]["peers"] == []

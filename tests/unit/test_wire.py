@@ -28,6 +28,7 @@ from lanspread_core.wire.messages import (
     GameManifest,
     GetDelta,
     GetGame,
+    GetPartyCatalog,
     GetSnapshot,
     Goodbye,
     Hello,
@@ -36,6 +37,7 @@ from lanspread_core.wire.messages import (
     LibrarySnapshot,
     Message,
     OpenTransfer,
+    PartyCatalog,
     Ping,
     Pong,
     StreamInstall,
@@ -62,7 +64,9 @@ SAMPLES: dict[str, Message] = {
         GetGame(PID, "quake"),
         GameManifest("quake", "1.09", {"algo": "blake3", "files": [{"path": "a", "size": 1}]}),
         Ping(PID, 5),
-        Pong(PID, 5),
+        Pong(PID, 5, "d", "lsparty1-" + "A" * 43, 7),
+        GetPartyCatalog(PID),
+        PartyCatalog({"format": "lanspread-party-catalog/1", "seq": 7, "catalog": {"games": []}}),
         Goodbye(PID),
         OpenTransfer(PID, "quake", RANGES),
         StreamInstall(PID, "quake"),
@@ -246,6 +250,7 @@ def test_requests_and_replies() -> None:
         "StreamInstall",
         "Ping",
         "Goodbye",
+        "GetPartyCatalog",
     }
     assert all("peer_id" in SAMPLES[n].to_json() for n in requests)
     delta = SAMPLES["GetDelta"]
