@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -363,13 +364,23 @@ def _keep(old: CatalogGame | None, game: CatalogGame) -> CatalogGame:
     return replace(game, hashes=hashes, files=old.files if same else {}, extra=old.extra)
 
 
+def _agreed(question: str, yes: bool) -> bool:
+    """``--yes``, or a yes typed at a terminal; a script must say --yes."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        click.echo("renaming a folder needs a yes: add --yes to rename without asking", err=True)
+        return False
+    return click.confirm(question, default=False, err=True)
+
+
 def _rename(folder: Path, gid: str, yes: bool) -> Path:
     """Rename ``folder`` to ``gid`` beside it after a yes; the folder as it then is."""
     target = folder.with_name(gid)
     if target.exists():
         click.echo(f"cannot rename {folder} to {target}: that already exists", err=True)
         return folder
-    if not yes and not click.confirm(f"rename {folder} to {target}?", err=True):
+    if not _agreed(f"rename {folder} to {target}?", yes):
         click.echo(f"{folder} left as it is", err=True)
         return folder
     try:
@@ -400,7 +411,7 @@ def _do_renames(
     for folder, gid in todo:
         click.echo(f"rename {folder.name!r} to {gid}", err=True)
     these = "this folder" if len(todo) == 1 else f"these {len(todo)} folders"
-    if not yes and not click.confirm(f"rename {these}?", err=True):
+    if not _agreed(f"rename {these}?", yes):
         click.echo("no folder renamed", err=True)
         tally.attention += len(todo)
         return []

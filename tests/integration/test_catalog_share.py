@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
-import signal
 import subprocess
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,17 +23,25 @@ from support.trees import digest_tree
 MB = 1_000_000
 
 
-def _lanspread(*args: str | Path, stdin: str) -> subprocess.CompletedProcess[str]:
-    """``lanspread ARGS`` as a real process, answering its questions with ``stdin``."""
+def _at_terminal(*args: str | Path, answer: str) -> subprocess.CompletedProcess[str]:
+    """``lanspread ARGS`` with a terminal on stdin, where a person types ``answer``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LANSPREAD_")}
-    return subprocess.run(
-        [str(LANSPREAD), *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    keyboard, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(LANSPREAD), *map(str, args)],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        os.write(keyboard, answer.encode())
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(keyboard)
+        os.close(terminal)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_a_folder_named_half_life_is_suggested_an_id_and_once_accepted_downloads(
@@ -51,11 +59,14 @@ def test_a_folder_named_half_life_is_suggested_an_id_and_once_accepted_downloads
     assert [g["id"] for g in json.loads(catalog.read_text())["games"]] == ["borealis"]
     assert (games / "Half Life").is_dir()  # nothing renamed without asking
 
-    declined = _lanspread("catalog", "scan", games, "--rename", stdin="n\n")
+    script = run_cli("catalog", "scan", games, "--rename")  # no terminal to ask at
+    assert "add --yes to rename without asking" in script.stderr
+    declined = _at_terminal("catalog", "scan", games, "--rename", answer="n\n")
+    assert "rename this folder? [y/N]" in declined.stderr
     assert "no folder renamed" in declined.stderr
     assert (games / "Half Life").is_dir() and not (games / "half-life").exists()
 
-    accepted = _lanspread("catalog", "scan", games, "--rename", stdin="y\n")
+    accepted = _at_terminal("catalog", "scan", games, "--rename", answer="y\n")
     assert accepted.returncode == 0, accepted.stderr
     assert "added half-life 1.0" in accepted.stdout
     assert (games / "half-life" / "version.ini").is_file()
@@ -130,7 +141,7 @@ def test_run_without_a_catalog_says_how_to_get_one(tmp_path: Path) -> None:
         for line in proc.stdout:
             if line.startswith("Friends can add you"):
                 break
-        proc.send_signal(signal.SIGINT)
+        run_cli("stop", env={"LANSPREAD_STATE_DIR": env["LANSPREAD_STATE_DIR"]}, check=True)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
