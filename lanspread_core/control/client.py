@@ -28,6 +28,8 @@ from lanspread_core.control.config import (
     client_configuration,
 )
 from lanspread_core.control.errors import PeerError, PeerUnreachable
+from lanspread_core.control.identity import Identity
+from lanspread_core.control.tlspeer import proven_peer_id
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.framing import OneFrame
 from lanspread_core.wire.messages import Error, Message, encode_message, parse_message
@@ -47,10 +49,12 @@ class ControlClient:
     an async context manager). :meth:`request` may be called from many tasks
     at once: each request gets its own bidirectional stream.
 
-    The server's certificate is not verified (``verify_mode=ssl.CERT_NONE``):
-    peers have self-signed certificates and no common authority, and a peer is
-    identified by the ``peer_id`` in its HelloAck, not by TLS. TLS gives the
-    control plane encryption only.
+    Both ends prove their key in the handshake (mutual TLS, :mod:`.tlspeer`):
+    :attr:`peer_id` is the id the server's key proves, and an answer that
+    claims another ``peer_id`` is refused as a :class:`PeerError` (code
+    ``identity``). Given an ``identity``, the client presents its certificate,
+    so the server knows whom it answers; without one it is anonymous, and the
+    server refuses any request that claims a ``peer_id``.
     """
 
     def __init__(
@@ -65,6 +69,8 @@ class ControlClient:
         self._label = _label(address)
         self._slots = anyio.Semaphore(CLIENT_MAX_IN_FLIGHT)
         self._closed = False
+        #: the peer id the server's key proved in the handshake (set by :meth:`connect`)
+        self.peer_id = ""
 
     @classmethod
     async def connect(
@@ -74,8 +80,10 @@ class ControlClient:
         *,
         timeout: float = CONNECT_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        identity: Identity | None = None,
     ) -> Self:
-        """Open a QUIC connection to ``host:port`` and finish the handshake.
+        """Open a QUIC connection to ``host:port`` and finish the handshake,
+        presenting ``identity``'s certificate (or none: an anonymous client).
 
         The connection closes itself after ``idle_timeout`` seconds without
         hearing from the peer (the lower of both sides' values applies).
@@ -95,7 +103,7 @@ class ControlClient:
         try:
             sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
             quic = QuicConnection(
-                configuration=client_configuration(host, idle_timeout=idle_timeout)
+                configuration=client_configuration(host, identity, idle_timeout=idle_timeout)
             )
             transport, protocol = await loop.create_datagram_endpoint(
                 lambda: _ClientProtocol(quic, label=label), sock=sock
@@ -112,6 +120,9 @@ class ControlClient:
                 raise PeerUnreachable(
                     f"the peer at {label} refused the connection ({protocol.close_reason})"
                 )
+            client.peer_id = proven_peer_id(quic) or ""
+            if not client.peer_id:
+                raise PeerUnreachable(f"the peer at {label} proved no key in the handshake")
         except TimeoutError:
             await client.close()
             raise PeerUnreachable(
@@ -200,6 +211,13 @@ class ControlClient:
                 f"the peer at {self._label} answered {request.TYPE} with {reply.TYPE}",
                 code="protocol",
             )
+        claimed = getattr(reply, "peer_id", None)
+        if isinstance(claimed, str) and claimed != self.peer_id:
+            raise PeerError(
+                f"the peer at {self._label} claims peer id {claimed[:8]}, but its key"
+                f" proves {self.peer_id[:8]}; not trusting it",
+                code="identity",
+            )
         return reply
 
 
@@ -211,10 +229,15 @@ class ControlPool:
     """
 
     def __init__(
-        self, *, connect_timeout: float = CONNECT_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT
+        self,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        identity: Identity | None = None,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
+        self._identity = identity
         self._clients: dict[Address, ControlClient] = {}
         self._locks: dict[Address, anyio.Lock] = {}
         self._closed = False
@@ -235,16 +258,36 @@ class ControlPool:
             if client is not None:
                 await client.close()
             client = await ControlClient.connect(
-                host, port, timeout=self._connect_timeout, idle_timeout=self._idle_timeout
+                host,
+                port,
+                timeout=self._connect_timeout,
+                idle_timeout=self._idle_timeout,
+                identity=self._identity,
             )
             self._clients[address] = client
             return client
 
     async def request(
-        self, host: str, port: int, message: Message, *, timeout: float = REQUEST_TIMEOUT
+        self,
+        host: str,
+        port: int,
+        message: Message,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+        expect: str | None = None,
     ) -> Message:
-        """:meth:`ControlClient.request` on the pooled connection to ``host:port``."""
+        """:meth:`ControlClient.request` on the pooled connection to ``host:port``.
+
+        :raises PeerError: (code ``identity``) ``expect`` is given and the key
+            at that address proves another peer id: someone else answers there.
+        """
         client = await self.get(host, port)
+        if expect is not None and client.peer_id != expect:
+            raise PeerError(
+                f"the peer at {client.address[0]}:{client.address[1]} is {client.peer_id[:8]}"
+                f" by its key, not {expect[:8]}; not asking it",
+                code="identity",
+            )
         return await client.request(message, timeout=timeout)
 
     async def discard(self, host: str, port: int) -> None:

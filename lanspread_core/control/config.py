@@ -44,18 +44,24 @@ def server_configuration(
 
 
 def client_configuration(
-    server_name: str, *, idle_timeout: float = IDLE_TIMEOUT
+    server_name: str, identity: Identity | None = None, *, idle_timeout: float = IDLE_TIMEOUT
 ) -> QuicConfiguration:
-    """A client configuration that does not verify the server's certificate.
+    """A client configuration that presents ``identity``'s certificate when the
+    server asks, and checks no certificate chain.
 
-    Peers have self-signed certificates and no shared PKI: a peer is known by
-    the ``peer_id`` in its HelloAck, not by its certificate. TLS here gives
-    the control plane encryption, not authentication.
+    Peers have self-signed certificates and no shared PKI, so there is no
+    chain to check: a peer is its key. The handshake still proves that the
+    server holds the key of the certificate it sent (aioquic checks its
+    CertificateVerify whatever ``verify_mode`` says), and the peer id is that
+    key's hash, so the client knows whom it reached (:mod:`.tlspeer`).
     """
-    return QuicConfiguration(
+    config = QuicConfiguration(
         alpn_protocols=[ALPN],
         is_client=True,
         idle_timeout=idle_timeout,
         verify_mode=ssl.CERT_NONE,
         server_name=server_name,
     )
+    if identity is not None:
+        config.load_cert_chain(identity.cert_path, identity.key_path)
+    return config

@@ -1,26 +1,30 @@
-"""This peer's identity: a stable ``peer_id`` and a self-signed TLS certificate.
+"""This peer's identity: a long-lived key, and the ``peer_id`` derived from it.
 
 Created on first start in the state directory and reused afterwards:
 
-- ``identity.json``: ``{"format": 1, "peer_id": "<32 hex digits>"}``, written
+- ``identity.json``: ``{"format": 2, "peer_id": "<32 hex digits>"}``, written
   last, so it is the commit point of a first start;
 - ``identity.crt``: a self-signed EC P-256 certificate whose common name is the
   peer id (valid for 100 years: a LAN party has no PKI to renew against);
 - ``identity.key``: its private key (PKCS#8 PEM, mode 0600).
 
-Peers are keyed by ``peer_id`` (exchanged in Hello), never by certificate: the
-QUIC client does not verify the server's certificate, which only gives the
-control plane its TLS encryption. A damaged identity is never replaced
-silently, because a new ``peer_id`` makes every other peer see a stranger;
-the error names the files to delete instead.
+The peer id is the first 128 bits of the SHA-256 of the key's public part
+(:func:`peer_id_of`). Both ends of every control connection present their
+certificate and prove the key in the TLS handshake, so a peer id cannot be
+claimed without the key (docs/protocol.md, "Identity"). An identity of format
+1 (a random id from before) keeps its key and gets the id of that key, once,
+with one log line. A damaged identity is never replaced silently, because a
+new key makes every other peer see a stranger; the error names the files to
+delete instead.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
+import logging
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from lanspread_core.errors import LanspreadError
@@ -36,10 +41,13 @@ from lanspread_core.system.atomic import write_atomic
 from lanspread_core.system.portable import fsync_dir
 from lanspread_core.wire.ids import is_peer_id
 
+log = logging.getLogger(__name__)
+
 IDENTITY_FILE = "identity.json"
 CERT_FILE = "identity.crt"
 KEY_FILE = "identity.key"
-FORMAT = 1
+#: 2: the peer id is derived from the key; 1: it was random (migrated on load)
+FORMAT = 2
 CERT_VALIDITY = datetime.timedelta(days=100 * 365)
 
 
@@ -56,9 +64,18 @@ class Identity:
     key_path: Path
 
 
-def new_peer_id() -> str:
-    """A fresh random 128-bit peer id as 32 lowercase hex digits."""
-    return secrets.token_hex(16)
+def peer_id_of(public_key: PublicKeyTypes) -> str:
+    """The peer id a key proves: the first 128 bits of the SHA-256 of its
+    public part (DER SubjectPublicKeyInfo), as 32 lowercase hex digits."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()[:32]
+
+
+def peer_id_of_certificate(cert: x509.Certificate) -> str:
+    """The peer id of whoever holds ``cert``'s key (see :func:`peer_id_of`)."""
+    return peer_id_of(cert.public_key())
 
 
 def load_or_create_identity(state: StateDir) -> Identity:
@@ -71,25 +88,36 @@ def load_or_create_identity(state: StateDir) -> Identity:
     id_path = state.path / IDENTITY_FILE
     cert_path = state.path / CERT_FILE
     key_path = state.path / KEY_FILE
-    if not id_path.exists():
-        # No commit point: a first start, or one that crashed before finishing.
-        # Nobody has seen this peer id, so leftover cert/key files are replaced.
-        peer_id = new_peer_id()
-        _write_cert_and_key(peer_id, cert_path, key_path)
-        write_atomic(id_path, json.dumps({"format": FORMAT, "peer_id": peer_id}).encode() + b"\n")
+    if not id_path.exists() or not cert_path.exists() and not key_path.exists():
+        # No commit point: a first start, or one that crashed before finishing;
+        # or the user deleted the pair, as a damaged-pair error suggests. A new
+        # key is a new peer id (the id is the key's), so the id file follows it.
+        peer_id = _write_cert_and_key(cert_path, key_path)
+        _write_id(id_path, peer_id)
         return Identity(peer_id, cert_path, key_path)
 
-    peer_id = _read_peer_id(id_path)
-    if not cert_path.exists() and not key_path.exists():
-        # The user deleted the pair (as a damaged-pair error suggests): the
-        # certificate is not pinned by anyone, so a new one keeps the peer id.
-        _write_cert_and_key(peer_id, cert_path, key_path)
-    else:
-        _check_cert_and_key(peer_id, cert_path, key_path)
+    peer_id, format_ = _read_peer_id(id_path)
+    key = _check_cert_and_key(peer_id, cert_path, key_path)
+    proven = peer_id_of(key.public_key())
+    if format_ < FORMAT or peer_id != proven:
+        # from a release whose ids were random: the key stays, the id becomes the key's
+        _write_cert(key, proven, cert_path)
+        _write_id(id_path, proven)
+        log.warning(
+            "this peer's id is now %s, derived from its key (it was %s): other peers"
+            " see it as a new peer once",
+            proven[:8],
+            peer_id[:8],
+        )
+        peer_id = proven
     return Identity(peer_id, cert_path, key_path)
 
 
-def _read_peer_id(id_path: Path) -> str:
+def _write_id(id_path: Path, peer_id: str) -> None:
+    write_atomic(id_path, json.dumps({"format": FORMAT, "peer_id": peer_id}).encode() + b"\n")
+
+
+def _read_peer_id(id_path: Path) -> tuple[str, int]:
     try:
         data = json.loads(id_path.read_bytes())
     except (OSError, ValueError) as exc:
@@ -103,12 +131,18 @@ def _read_peer_id(id_path: Path) -> str:
             f"the peer identity file {id_path} holds no valid peer_id;"
             " delete it to start as a new peer (other peers will see a new peer id)"
         )
-    assert isinstance(peer_id, str)
-    return peer_id
+    assert isinstance(peer_id, str) and isinstance(data, dict)
+    format_ = data.get("format", 1)
+    return peer_id, format_ if isinstance(format_, int) else 1
 
 
-def _check_cert_and_key(peer_id: str, cert_path: Path, key_path: Path) -> None:
-    fix = f"delete {cert_path} and {key_path} to make a new certificate (the peer id is kept)"
+def _check_cert_and_key(
+    peer_id: str, cert_path: Path, key_path: Path
+) -> ec.EllipticCurvePrivateKey:
+    fix = (
+        f"delete {cert_path} and {key_path} to start with a new key"
+        " (other peers will see a new peer id)"
+    )
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -125,10 +159,26 @@ def _check_cert_and_key(peer_id: str, cert_path: Path, key_path: Path) -> None:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ):
         raise IdentityError(f"the peer key {key_path} does not match its certificate; {fix}")
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise IdentityError(f"the peer key {key_path} is not an EC key; {fix}")
+    return key
 
 
-def _write_cert_and_key(peer_id: str, cert_path: Path, key_path: Path) -> None:
+def _write_cert_and_key(cert_path: Path, key_path: Path) -> str:
+    """A new key and its certificate; the peer id they prove."""
     key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_private_atomic(key_path, key_pem)
+    peer_id = peer_id_of(key.public_key())
+    _write_cert(key, peer_id, cert_path)
+    return peer_id
+
+
+def _write_cert(key: ec.EllipticCurvePrivateKey, peer_id: str, cert_path: Path) -> None:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, peer_id)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -141,12 +191,6 @@ def _write_cert_and_key(peer_id: str, cert_path: Path, key_path: Path) -> None:
         .not_valid_after(now + CERT_VALIDITY)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    _write_private_atomic(key_path, key_pem)
     write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 

@@ -2,9 +2,10 @@
 
 The data plane has no TLS and no handshake of its own, so its only credential
 is the token the control plane (authenticated per peer over QUIC) handed out
-in a ``TransferGrant``. A token is 128 random bits, bound to one game, one
-requesting peer and exactly the ranges it was issued for; it can be redeemed
-once, within its time to live. Keeping it short-lived bounds how long a
+in a ``TransferGrant``. A token is 128 random bits, bound to one game at one
+manifest hash, one requesting peer (proven by its key on the control plane),
+the address that peer asked from, and exactly the ranges it was issued for; it
+can be redeemed once, within its time to live, from that address only. Keeping it short-lived bounds how long a
 grant outlives the state it was checked against; the serving side checks
 eligibility again when the token is redeemed anyway.
 
@@ -49,6 +50,10 @@ class Grant:
     ranges: tuple[ByteRange, ...]
     #: "ranges" (a download) or "stream" (a stream-install: unpacked files as frames)
     kind: str = "ranges"
+    #: the address the grant was asked from; only it may redeem the token ("": any)
+    host: str = ""
+    #: the game's manifest hash when granted: a changed game does not serve the grant
+    manifest_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class TransferTokens:
         ranges: Sequence[ByteRange],
         ttl: float = DEFAULT_TTL,
         kind: str = "ranges",
+        *,
+        host: str = "",
+        manifest_hash: str = "",
     ) -> str:
         """A new token for ``ranges`` of ``game_id``, valid for ``ttl`` seconds.
 
@@ -110,7 +118,8 @@ class TransferTokens:
                 cause="total",
             )
         token = secrets.token_hex(16)
-        self._live[token] = _Issued(Grant(game_id, peer_id, tuple(ranges), kind), now + ttl)
+        grant = Grant(game_id, peer_id, tuple(ranges), kind, host, manifest_hash)
+        self._live[token] = _Issued(grant, now + ttl)
         self._per_peer[peer_id] = self._per_peer.get(peer_id, 0) + 1
         return token
 
@@ -119,10 +128,21 @@ class TransferTokens:
         self._purge(self._clock())
         return self._per_peer.get(peer_id, 0)
 
-    def redeem(self, token: str) -> Grant:
-        """Spend ``token`` and return its grant.
+    def revoke(self, game_id: str) -> int:
+        """Forget every outstanding token of ``game_id`` (its content changed);
+        how many there were. A later redeem says the token is unknown."""
+        gone = [t for t, i in self._live.items() if i.grant.game_id == game_id]
+        for token in gone:
+            self._forget(self._live.pop(token).grant.peer_id)
+        return len(gone)
 
-        :raises TransferRefused: the token is unknown, already used or expired.
+    def redeem(self, token: str, host: str | None = None) -> Grant:
+        """Spend ``token`` and return its grant; ``host`` is the address that
+        presents it, which must be the one the grant was asked from.
+
+        :raises TransferRefused: the token is unknown, already used or expired,
+            or presented from another address (it stays spent: a thief gets
+            one refusal, the owner asks for a new grant).
         """
         now = self._clock()
         issued = self._live.pop(token, None)
@@ -140,7 +160,10 @@ class TransferTokens:
                 "this transfer token expired before it was used; ask for a new one"
             )
         self._spent[token] = issued.expires
-        return issued.grant
+        grant = issued.grant
+        if grant.host and host is not None and _plain(host) != _plain(grant.host):
+            raise TransferRefused("this transfer token was granted to another address")
+        return grant
 
     def _purge(self, now: float) -> None:
         for token in [t for t, i in self._live.items() if now > i.expires]:
@@ -154,3 +177,8 @@ class TransferTokens:
             self._per_peer[peer_id] = left
         else:
             self._per_peer.pop(peer_id, None)
+
+
+def _plain(host: str) -> str:
+    """An IPv4 address as such, also when a dual-stack socket reports it mapped."""
+    return host[len("::ffff:") :] if host.startswith("::ffff:") and "." in host else host

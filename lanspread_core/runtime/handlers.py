@@ -21,6 +21,7 @@ import anyio
 from lanspread_core.archive.protocol import ProbeResult
 from lanspread_core.archive.provider import ArchiveProvider
 from lanspread_core.config import PeerConfig
+from lanspread_core.control.server import Remote
 from lanspread_core.dataplane.errors import TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.tokens import Grant, TokensBusy, TransferTokens
@@ -63,7 +64,6 @@ TOKEN_TTL = 30.0
 #: a refusal is logged once per cause and peer in this many seconds
 REFUSAL_LOG_INTERVAL = 60.0
 
-Remote = tuple[str, int]
 Handler = Callable[[Any, Remote], Awaitable[Message]]
 
 
@@ -168,7 +168,7 @@ class RequestHandlers:
             refusal = peer.swarm.refusal(game_id, request.ranges)
             if refusal is not None:
                 return Error.of("unavailable", refusal)
-            return self._grant(game_id, request.peer_id, request.ranges)
+            return self._grant(game_id, request.peer_id, request.ranges, remote, info.manifest_hash)
         if info is None or peer.outbound.is_blocked(game_id) or peer.ops.kind_of(game_id):
             return Error.of("unavailable", f"{game_id} is not served by this peer now")
         manifest = await anyio.to_thread.run_sync(peer.library.manifest, game_id)
@@ -186,22 +186,39 @@ class RequestHandlers:
         )
         if taken is not None:
             return Error.of(TAKEN, taken)
-        return self._grant(game_id, request.peer_id, request.ranges)
+        return self._grant(game_id, request.peer_id, request.ranges, remote, info.manifest_hash)
 
     async def stream_install(self, request: StreamInstall, remote: Remote) -> Message:
         peer = self.peer
         info = peer.served.games.get(request.game_id)
         if info is None or info.partial or peer.ops.kind_of(request.game_id):
             return Error.of("unavailable", f"{request.game_id} is not served by this peer now")
-        return self._grant(request.game_id, request.peer_id, (), kind="stream")
+        return self._grant(
+            request.game_id, request.peer_id, (), remote, info.manifest_hash, kind="stream"
+        )
 
     def _grant(
-        self, game_id: str, peer_id: str, ranges: tuple[ByteRange, ...], kind: str = "ranges"
+        self,
+        game_id: str,
+        peer_id: str,
+        ranges: tuple[ByteRange, ...],
+        remote: Remote,
+        manifest_hash: str,
+        kind: str = "ranges",
     ) -> Message:
-        """A token for the caller, or ``busy`` when too many are outstanding (the
-        caller asks again later); a refusal is logged once per cause and peer a while."""
+        """A token for the caller, bound to its address and the game's manifest
+        hash, or ``busy`` when too many are outstanding (the caller asks again
+        later); a refusal is logged once per cause and peer a while."""
         try:
-            token = self.peer.tokens.issue(game_id, peer_id, ranges, ttl=TOKEN_TTL, kind=kind)
+            token = self.peer.tokens.issue(
+                game_id,
+                peer_id,
+                ranges,
+                ttl=TOKEN_TTL,
+                kind=kind,
+                host=remote.host,
+                manifest_hash=manifest_hash,
+            )
         except TokensBusy as exc:
             self._log_refusal(exc.cause, peer_id, str(exc))
             return Error.of("busy", str(exc))
@@ -228,6 +245,8 @@ class RequestHandlers:
         """Checked after the transfer is registered, so a writer cannot slip in between."""
         peer = self.peer
         info = peer.served.games.get(grant.game_id)
+        if info is not None and grant.manifest_hash and info.manifest_hash != grant.manifest_hash:
+            raise TransferRefused(f"{grant.game_id} changed on this peer; ask for a new grant")
         if info is not None and not info.partial and not peer.ops.kind_of(grant.game_id):
             return peer.config.games_dir / grant.game_id
         if info is not None and info.partial and peer.swarm.serves(grant):

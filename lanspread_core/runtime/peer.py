@@ -238,7 +238,7 @@ class PeerRuntime:
         self.swarm = Swarm(self.served, self._served_changed)
         self.sync = PeerSync(
             self.identity.peer_id,
-            ControlPool(),
+            ControlPool(identity=self.identity),
             self.bus.publish,
             self.greeting,
             lambda: self.served.rev,

@@ -156,7 +156,9 @@ class PeerSync:
         known = self.table.get(peer.peer_id)
         if known is None:
             raise CommandError(f"{peer.peer_id[:8]} is no longer a known peer")
-        return await self.pool.request(known.host, known.port, message, timeout=timeout)
+        return await self.pool.request(
+            known.host, known.port, message, timeout=timeout, expect=known.peer_id
+        )
 
     # ----------------------------------------------------- discovery's sink
     def seen(self, seen: SeenPeer) -> None:
@@ -169,9 +171,11 @@ class PeerSync:
         if peer is None:
             self._spawn(self._connect_quietly, seen.host, seen.port)
             return
-        if (peer.host, peer.port) != (seen.host, seen.port) and seen.peer_id:
-            log.info("peer %s moved to %s:%s", peer.peer_id[:8], seen.host, seen.port)
-            peer.host, peer.port = seen.host, seen.port
+        if (peer.host, peer.port) != (seen.host, seen.port):
+            # an announcement is no proof: the entry moves only when the key's
+            # owner greets from there (register, after the handshake proved it)
+            self._spawn(self._connect_quietly, seen.host, seen.port)
+            return
         if seen.library_rev is not None:
             self.announced(peer, seen.library_rev)
 
@@ -328,7 +332,9 @@ class PeerSync:
                     if peer.library_rev >= 0 and deltas
                     else GetSnapshot(self._self_id)
                 )
-                reply = await self.pool.request(peer.host, peer.port, request, timeout=SYNC_TIMEOUT)
+                reply = await self.pool.request(
+                    peer.host, peer.port, request, timeout=SYNC_TIMEOUT, expect=peer.peer_id
+                )
                 peer.seen()
                 if not isinstance(reply, LibrarySnapshot | LibraryDelta):
                     self._undelivered(peer)
@@ -390,6 +396,7 @@ class PeerSync:
                     *self.party_advert(),
                 ),
                 timeout=max(1.0, self.ping_interval),
+                expect=peer.peer_id,
             )
         except (LanspreadError, OSError):
             return
@@ -421,5 +428,9 @@ class PeerSync:
     async def _goodbye(self, peer: RemotePeer) -> None:
         with contextlib.suppress(LanspreadError, OSError):
             await self.pool.request(
-                peer.host, peer.port, Goodbye(self._self_id), timeout=GOODBYE_TIMEOUT
+                peer.host,
+                peer.port,
+                Goodbye(self._self_id),
+                timeout=GOODBYE_TIMEOUT,
+                expect=peer.peer_id,
             )

@@ -28,8 +28,9 @@ from lanspread_core.wire.havemap import MAX_CHARS as MAX_HAVE_CHARS
 from lanspread_core.wire.ids import is_peer_id
 from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, record
 
-#: 2: GameInfo carries a have-map (partial holders serve verified chunks)
-PROTO_VER = 2
+#: 2: GameInfo carries a have-map (partial holders serve verified chunks);
+#: 3: peer ids are key hashes, proven by both ends of every control connection
+PROTO_VER = 3
 _MAX_ERROR_TEXT = 500
 #: Ranges one :class:`OpenTransfer` may ask for: 16 GiB of 4 MiB chunks, far more
 #: than a planner batch, while bounding what one token makes the server hold.

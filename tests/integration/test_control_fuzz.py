@@ -45,10 +45,12 @@ from lanspread_core.wire.messages import (
     parse_message,
 )
 from lanspread_fixture.gamesets import create_set
+from support.data import TEST_PEER_ID, fixed_identity
 from support.peerproc import PeerProc
 
-PID = "0123456789abcdef0123456789abcdef"
-CODES = {"malformed", "too_large", "unknown_type", "not_a_request"}
+PID = TEST_PEER_ID  # what this test client proves with its certificate
+# "identity": a well-formed request that names a peer id this client did not prove
+CODES = {"malformed", "too_large", "unknown_type", "not_a_request", "identity"}
 
 
 @pytest.fixture
@@ -134,7 +136,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         async with connect(
             "127.0.0.1",
             endpoint.port,
-            configuration=client_configuration("127.0.0.1"),
+            configuration=client_configuration("127.0.0.1", fixed_identity()),
             create_protocol=RawClient,
         ) as raw:
             assert isinstance(raw, RawClient)
@@ -240,7 +242,9 @@ async def test_garbage_never_hurts_the_server(env: Env, case: tuple[bytes, bool]
 
     await ping(env.raw, env.identity.peer_id)  # the same connection still works
     with anyio.fail_after(5):
-        other = await ControlClient.connect("127.0.0.1", env.endpoint.port)
+        other = await ControlClient.connect(
+            "127.0.0.1", env.endpoint.port, identity=fixed_identity()
+        )
         assert await other.request(Ping(PID, 0)) == Pong(env.identity.peer_id, 42)
     env.tg.start_soon(other.close)  # closing waits for QUIC's close handshake; not our business
     assert not env.stopped
@@ -254,7 +258,9 @@ async def test_many_unfinished_streams_only_busy_their_own_connection(env: Env) 
     refused = env.raw.send(encode_message(Ping(PID, 0)), end_stream=True)
     error = parse_message((await env.raw.reply(refused))[4:])
     assert isinstance(error, Error) and error.code == "busy"
-    async with await ControlClient.connect("127.0.0.1", env.endpoint.port) as other:
+    async with await ControlClient.connect(
+        "127.0.0.1", env.endpoint.port, identity=fixed_identity()
+    ) as other:
         assert isinstance(await other.request(Ping(PID, 0)), Pong)
     for stream_id in held:
         env.raw.abandon(stream_id)
@@ -288,7 +294,7 @@ async def test_garbage_never_hurts_a_real_peer(real_peer: PeerProc, case: tuple[
     async with connect(
         "127.0.0.1",
         port,
-        configuration=client_configuration("127.0.0.1"),
+        configuration=client_configuration("127.0.0.1", fixed_identity()),
         create_protocol=RawClient,
     ) as raw:
         assert isinstance(raw, RawClient)
@@ -300,7 +306,7 @@ async def test_garbage_never_hurts_a_real_peer(real_peer: PeerProc, case: tuple[
         else:
             raw.abandon(stream_id)
         with anyio.fail_after(5):
-            other = await ControlClient.connect("127.0.0.1", port)
+            other = await ControlClient.connect("127.0.0.1", port, identity=fixed_identity())
             pong = await other.request(Ping(PID, 0))
             await other.close()
     assert isinstance(pong, Pong) and pong.peer_id == real_peer.peer_id

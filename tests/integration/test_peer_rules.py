@@ -6,6 +6,7 @@ set-game-dir, fetch, and the words for a game installed without archives."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,11 +21,12 @@ import pytest
 from lanspread_core.control.client import ControlPool
 from lanspread_core.control.errors import PeerError
 from lanspread_core.control.identity import load_or_create_identity
-from lanspread_core.control.server import serve_control
+from lanspread_core.control.server import Remote, serve_control
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.wire.messages import PROTO_VER, Hello, HelloAck, Message
 from lanspread_fixture.gamesets import create_set
 from support.cli import run_cli
+from support.data import TEST_PEER_ID, fixed_identity
 from support.peerproc import LOOPBACK, PeerProc, sources_of
 
 #: a stale timeout long enough that a restarted peer is an update, not a new one
@@ -59,10 +61,12 @@ def test_a_peer_that_moves_keeps_its_entry(tmp_path: Path) -> None:
 
 @asynccontextmanager
 async def old_peer(tmp_path: Path, answer: Message) -> AsyncIterator[str]:
-    """A control server that answers every Hello with ``answer``: an old lanspread."""
+    """A control server that answers every Hello with ``answer``, under the
+    peer id its own key proves: an old lanspread."""
     identity = load_or_create_identity(StateDir(tmp_path / "old"))
+    answer = dataclasses.replace(answer, peer_id=identity.peer_id)
 
-    async def handle(request: Message, remote: tuple[str, int]) -> Message:
+    async def handle(request: Message, remote: Remote) -> Message:
         return answer
 
     async with anyio.create_task_group() as tg:
@@ -76,8 +80,8 @@ async def test_a_peer_of_another_protocol_version_is_refused_both_ways(tmp_path:
     with PeerProc(tmp_path / "peer", args=LOOPBACK) as peer:
         # it greets us with a newer protocol: refused, with why, and not registered
         host, port = peer.control.rsplit(":", 1)
-        newer = Hello("e" * 32, PROTO_VER + 1, 0, "", (), 1, "newer", 1)
-        pool = ControlPool()
+        newer = Hello(TEST_PEER_ID, PROTO_VER + 1, 0, "", (), 1, "newer", 1)
+        pool = ControlPool(identity=fixed_identity())
         try:
             with pytest.raises(PeerError) as refused:
                 await pool.request(host, int(port), newer, timeout=10)

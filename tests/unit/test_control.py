@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +15,9 @@ from typing import Any
 import anyio
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from lanspread_core.control.client import ControlClient, ControlPool
@@ -22,17 +28,20 @@ from lanspread_core.control.identity import (
     KEY_FILE,
     Identity,
     load_or_create_identity,
+    peer_id_of_certificate,
 )
-from lanspread_core.control.server import ControlEndpoint, Handler, serve_control
+from lanspread_core.control.server import ControlEndpoint, Handler, Remote, serve_control
 from lanspread_core.errors import LanspreadError
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.wire.framing import MAX_FRAME
 from lanspread_core.wire.messages import (
     PROTO_VER,
+    Ack,
     Error,
     GameManifest,
     GetDelta,
     GetGame,
+    Goodbye,
     Hello,
     HelloAck,
     LibrarySnapshot,
@@ -73,10 +82,12 @@ async def serving(
 async def session(
     identity: Identity, handler: Handler, **kwargs: Any
 ) -> AsyncIterator[ControlClient]:
-    """A running server and one client connected to it."""
+    """A running server and one client connected to it, presenting the
+    certificate of the test's ``client_id`` (kept beside the server's)."""
+    client_identity = load_or_create_identity(StateDir(identity.cert_path.parent.parent / "client"))
     async with (
         serving(identity, handler, **kwargs) as endpoint,
-        await ControlClient.connect("127.0.0.1", endpoint.port) as client,
+        await ControlClient.connect("127.0.0.1", endpoint.port, identity=client_identity) as client,
     ):
         yield client
 
@@ -114,7 +125,7 @@ def test_corrupt_identity_is_an_error_not_a_new_peer(tmp_path: Path) -> None:
     assert "delete" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_damaged_key_names_the_pair_and_keeps_the_peer_id(tmp_path: Path) -> None:
+def test_damaged_key_names_the_pair_and_a_new_key_is_a_new_peer(tmp_path: Path) -> None:
     state = StateDir(tmp_path)
     peer_id = load_or_create_identity(state).peer_id
     (tmp_path / KEY_FILE).write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n")
@@ -122,9 +133,46 @@ def test_damaged_key_names_the_pair_and_keeps_the_peer_id(tmp_path: Path) -> Non
         load_or_create_identity(state)
     assert str(tmp_path / KEY_FILE) in str(info.value)
     assert str(tmp_path / CERT_FILE) in str(info.value)
+    assert "new peer id" in str(info.value)
     (tmp_path / KEY_FILE).unlink()
     (tmp_path / CERT_FILE).unlink()
-    assert load_or_create_identity(state).peer_id == peer_id  # as the message promised
+    fresh = load_or_create_identity(state)  # as the message said: a new key, a new id
+    assert fresh.peer_id != peer_id and fresh == load_or_create_identity(state)
+
+
+def test_the_peer_id_is_the_hash_of_the_key(tmp_path: Path) -> None:
+    identity = load_or_create_identity(StateDir(tmp_path))
+    cert = x509.load_pem_x509_certificate(identity.cert_path.read_bytes())
+    der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert identity.peer_id == hashlib.sha256(der).hexdigest()[:32]
+    assert peer_id_of_certificate(cert) == identity.peer_id
+
+
+def test_a_random_id_of_format_1_becomes_the_id_of_its_key(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    identity = load_or_create_identity(state)
+    # what a peer of the previous release left: a random id, the key, a cert naming the id
+    old_id = "0123456789abcdef0123456789abcdef"
+    key = serialization.load_pem_private_key(identity.key_path.read_bytes(), password=None)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, old_id)])
+    now = datetime.datetime.now(datetime.UTC)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    identity.cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+    (tmp_path / IDENTITY_FILE).write_text(json.dumps({"format": 1, "peer_id": old_id}))
+    migrated = load_or_create_identity(state)
+    assert migrated.peer_id == identity.peer_id != old_id  # the key's id, the key kept
+    assert json.loads((tmp_path / IDENTITY_FILE).read_text())["format"] == 2
+    assert load_or_create_identity(state) == migrated
 
 
 def test_a_first_start_cut_short_starts_over(tmp_path: Path) -> None:
@@ -159,11 +207,69 @@ async def test_hello_and_helloack(server_id: Identity, client_id: Identity) -> N
     hello = Hello(client_id.peer_id, PROTO_VER, 0, "", (), 7000, "client", 7001)
     async with serving(server_id, handle) as endpoint:
         assert endpoint.port > 0
-        async with await ControlClient.connect("127.0.0.1", endpoint.port) as client:
+        async with await ControlClient.connect(
+            "127.0.0.1", endpoint.port, identity=client_id
+        ) as client:
             ack = await client.request(hello, timeout=5)
     assert isinstance(ack, HelloAck) and ack.peer_id == server_id.peer_id and ack.library_rev == 9
     assert seen[0][0] == hello
     assert seen[0][1][0] == "127.0.0.1" and seen[0][1][1] > 0
+    assert seen[0][1] == Remote("127.0.0.1", seen[0][1][1], client_id.peer_id)  # proven
+    assert client.peer_id == server_id.peer_id  # and the server's key, to the client
+
+
+@pytest.mark.anyio
+async def test_a_request_acts_only_for_the_peer_whose_key_the_connection_proved(
+    server_id: Identity, client_id: Identity, tmp_path: Path
+) -> None:
+    victim = load_or_create_identity(StateDir(tmp_path / "victim"))
+    handled: list[Message] = []
+
+    async def handle(msg: Message, remote: Remote) -> Message:
+        handled.append(msg)
+        return Ack() if isinstance(msg, Goodbye) else Pong(server_id.peer_id, 1)
+
+    async with serving(server_id, handle) as endpoint:
+        async with await ControlClient.connect(
+            "127.0.0.1", endpoint.port, identity=client_id
+        ) as client:
+            for forged in (Goodbye(victim.peer_id), Ping(victim.peer_id, 0)):
+                with pytest.raises(PeerError) as refused:
+                    await client.request(forged, timeout=5)
+                assert refused.value.code == "identity"
+                assert f"not the peer {victim.peer_id[:8]}" in str(refused.value)
+            assert isinstance(await client.request(Goodbye(client_id.peer_id), timeout=5), Ack)
+        # a client that presents no certificate can act for nobody
+        async with await ControlClient.connect("127.0.0.1", endpoint.port) as anonymous:
+            with pytest.raises(PeerError, match="proved no key") as refused:
+                await anonymous.request(Ping(client_id.peer_id, 0), timeout=5)
+            assert refused.value.code == "identity"
+    assert handled == [Goodbye(client_id.peer_id)]  # the handler never saw a forged one
+
+
+@pytest.mark.anyio
+async def test_a_server_claiming_another_peer_id_is_not_believed(
+    server_id: Identity, client_id: Identity, tmp_path: Path
+) -> None:
+    victim = load_or_create_identity(StateDir(tmp_path / "victim"))
+
+    async def impostor(msg: Message, remote: Remote) -> Message:
+        return HelloAck(victim.peer_id, PROTO_VER, 0, "", (), 1, "victim", 1)
+
+    hello = Hello(client_id.peer_id, PROTO_VER, 0, "", (), 7000, "client", 7001)
+    pool = ControlPool(identity=client_id)
+    try:
+        async with serving(server_id, impostor) as endpoint:
+            with pytest.raises(PeerError, match="its key proves") as refused:
+                await pool.request("127.0.0.1", endpoint.port, hello, timeout=5)
+            assert refused.value.code == "identity"
+            # asking a known peer at an address where another key answers
+            ping = Ping(client_id.peer_id, 0)
+            with pytest.raises(PeerError, match="not asking it") as refused:
+                await pool.request("127.0.0.1", endpoint.port, ping, expect=victim.peer_id)
+            assert refused.value.code == "identity"
+    finally:
+        await pool.aclose()
 
 
 @pytest.mark.anyio
@@ -219,7 +325,7 @@ async def test_handler_failure_becomes_an_error_and_the_server_serves_on(
             await client.request(GetGame(client_id.peer_id, "x"), timeout=5)
         assert info.value.code == "not_found" and "no game 'x'" in str(info.value)
         assert isinstance(await client.request(Ping(client_id.peer_id, 0)), Pong)
-        async with await ControlClient.connect(*client.address) as other:
+        async with await ControlClient.connect(*client.address, identity=client_id) as other:
             assert isinstance(await other.request(Ping(client_id.peer_id, 0)), Pong)
 
 
@@ -313,7 +419,7 @@ async def test_server_shutdown_fails_pending_requests(server_id: Identity, clien
             endpoint = await server_tg.start(
                 partial(serve_control, "127.0.0.1", 0, server_id, handle)
             )
-            client = await ControlClient.connect("127.0.0.1", endpoint.port)
+            client = await ControlClient.connect("127.0.0.1", endpoint.port, identity=client_id)
             client_tg.start_soon(ask, client)
             await anyio.sleep(0.1)
             server_tg.cancel_scope.cancel()  # stop the server while a request is open
@@ -342,8 +448,12 @@ async def test_idle_timeout_closes_a_silent_connection_but_not_a_pinged_one(
     server_id: Identity, client_id: Identity
 ) -> None:
     async with serving(server_id, pinger(server_id)) as endpoint:
-        quiet = await ControlClient.connect("127.0.0.1", endpoint.port, idle_timeout=0.5)
-        pinged = await ControlClient.connect("127.0.0.1", endpoint.port, idle_timeout=0.5)
+        quiet = await ControlClient.connect(
+            "127.0.0.1", endpoint.port, idle_timeout=0.5, identity=client_id
+        )
+        pinged = await ControlClient.connect(
+            "127.0.0.1", endpoint.port, idle_timeout=0.5, identity=client_id
+        )
         for _ in range(8):
             await pinged.request(Ping(client_id.peer_id, 0), timeout=1)
             await anyio.sleep(0.15)
@@ -356,7 +466,7 @@ async def test_idle_timeout_closes_a_silent_connection_but_not_a_pinged_one(
 
 @pytest.mark.anyio
 async def test_pool_reuses_and_reopens(server_id: Identity, client_id: Identity) -> None:
-    pool = ControlPool()
+    pool = ControlPool(identity=client_id)
     async with serving(server_id, pinger(server_id)) as endpoint:
         ping = Ping(client_id.peer_id, 0)
         assert isinstance(await pool.request("127.0.0.1", endpoint.port, ping), Pong)

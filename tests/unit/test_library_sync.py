@@ -50,7 +50,9 @@ class Pool:
         self.games: tuple[GameInfo, ...] = GAMES
         self.rev = 3
 
-    async def request(self, host: str, port: int, message: Message, *, timeout: float) -> Message:
+    async def request(
+        self, host: str, port: int, message: Message, *, timeout: float, expect: str | None = None
+    ) -> Message:
         self.requests.append(message)
         if isinstance(message, GetSnapshot):
             return LibrarySnapshot(OTHER, self.rev, self.games)

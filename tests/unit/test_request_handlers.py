@@ -18,6 +18,7 @@ import pytest
 
 from lanspread_core.config import PeerConfig
 from lanspread_core.control.client import ControlPool
+from lanspread_core.control.server import Remote
 from lanspread_core.dataplane.errors import TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
@@ -54,7 +55,7 @@ from lanspread_core.wire.messages import (
 
 ME = "a" * 32
 OTHER = "b" * 32
-REMOTE = ("10.9.9.9", 40000)
+REMOTE = Remote("10.9.9.9", 40000)
 
 
 @pytest.fixture

@@ -42,7 +42,9 @@ class Pool:
         self.added: tuple[GameInfo, ...] = ()
         self.rev = 3
 
-    async def request(self, host: str, port: int, message: Message, *, timeout: float) -> Message:
+    async def request(
+        self, host: str, port: int, message: Message, *, timeout: float, expect: str | None = None
+    ) -> Message:
         self.requests.append(message)
         await anyio.sleep(0)
         if isinstance(message, GetSnapshot):

@@ -13,6 +13,7 @@ import pytest
 
 from lanspread_core.config import PeerConfig
 from lanspread_core.control.client import ControlPool
+from lanspread_core.control.server import Remote
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.tokens import MAX_PER_PEER, TokensBusy, TransferTokens
 from lanspread_core.library.catalog import load_catalog
@@ -37,7 +38,7 @@ from lanspread_core.wire.messages import (
 ME = "a" * 32
 ROGUE = "r" * 32
 HONEST = "h" * 32
-REMOTE = ("10.9.9.9", 40000)
+REMOTE = Remote("10.9.9.9", 40000)
 
 
 @pytest.fixture
