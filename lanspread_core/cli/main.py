@@ -19,6 +19,7 @@ from lanspread_core.cli.config import CONFIG_COMMANDS
 from lanspread_core.cli.demo import demo
 from lanspread_core.cli.local import LOCAL_COMMANDS
 from lanspread_core.cli.logs import logs
+from lanspread_core.cli.pack import pack
 from lanspread_core.cli.party import party, publish
 from lanspread_core.cli.peer import PEER_COMMANDS
 from lanspread_core.cli.settings import apply_settings
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool) -> None:
-    """List installed plugins and the providers they supply.
+    """List installed plugins and the providers and packers they supply.
 
     Example: lanspread plugins --json
     """
@@ -78,6 +79,14 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         "providers": providers,
         "discovery": sorted(registry.discovery),
         "frontends": sorted(registry.frontends),
+        "packers": {
+            name: {
+                "plugin": registry.owners.get(f"packer:{name}"),
+                "description": rec.description,
+                "format": rec.format,
+            }
+            for name, rec in sorted(registry.packers.items())
+        },
         "warnings": registry.warnings,
     }
     if as_json:
@@ -90,6 +99,10 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         click.echo("\nproviders:")
         for name, info in providers.items():
             click.echo(f"  {name:<12} handles {', '.join(info['handles']) or '-'}")
+    if data["packers"]:
+        click.echo("\npackers (lanspread pack --packer NAME):")
+        for name, info in data["packers"].items():
+            click.echo(f"  {name:<12} writes {info['format'] or '-'}")
 
 
 @cli.command()
@@ -132,6 +145,7 @@ for _command in (*LOCAL_COMMANDS, *PEER_COMMANDS, *CLIENT_COMMANDS, logs, demo):
 for _command in (*CATALOG_COMMANDS, *CONFIG_COMMANDS):
     cli.add_command(_command)
 cli.add_command(party)
+cli.add_command(pack)
 if isinstance(_catalog := cli.commands.get("catalog"), click.Group):
     _catalog.add_command(publish)  # 'lanspread catalog publish', beside 'party publish'
 
