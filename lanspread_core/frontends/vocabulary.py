@@ -114,11 +114,15 @@ def availability(entry: Mapping[str, Any]) -> str:
         return paused_words(int(paused.get("bytes") or 0), int(paused["total"]))
     state = entry.get("availability")
     n = holders(entry)
+    #: why no peer serves the catalog's version (``list-games`` ``versions``)
+    why = entry.get("versions") if not n else None
     if state == "remote":
-        return f"Available from {plural(n, 'peer')}"
+        return str(why) if why else f"Available from {plural(n, 'peer')}"
     words = AVAILABILITY.get(str(state), str(state))
     if state in ("absent", "outdated") and n:
         words += f" — available from {plural(n, 'peer')}"
+    elif state in ("absent", "outdated") and why:
+        words += f" — {why}"
     return words
 
 

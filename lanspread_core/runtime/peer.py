@@ -491,7 +491,12 @@ class PeerRuntime:
 
     async def _library_changed(self, rev: int) -> None:
         _, games = self.library.snapshot()
+        before = {gid: info.manifest_hash for gid, info in self.served.games.items()}
         served_changed = self.served.update(rev, games)
+        for gid, manifest_hash in before.items():
+            now = self.served.games.get(gid)
+            if now is None or now.manifest_hash != manifest_hash:
+                self.tokens.revoke(gid)  # grants were for content that is gone
         self.bus.publish(self.library_event())
         if served_changed:
             self._served_changed()

@@ -148,3 +148,49 @@ def test_a_published_catalog_reaches_every_peer_and_follows_each_publish(tmp_pat
         )
         assert again.ok("status")["catalog"]["party_seq"] == 2
         eventually(lambda: served_by(again, "borealis", org), "borealis listed after a restart")
+
+
+def test_a_local_catalog_edited_after_start_applies_without_a_restart(tmp_path: Path) -> None:
+    catalog = tmp_path / "seed.json"
+    create_set(tmp_path / "seed" / "games", "alpha", catalog=catalog)
+    games = json.loads(catalog.read_text())["games"]
+    aurora = next(g for g in games if g["id"] == "aurora")
+    others = [g for g in games if g["id"] != "aurora"]
+    mine = tmp_path / "guest.json"
+    mine.write_text(json.dumps({"games": others}))
+    with ExitStack() as stack:
+        seed = stack.enter_context(
+            PeerProc(tmp_path / "seed", args=[*LOOPBACK, "--name", "seed"], catalog=catalog)
+        )
+        args = [*LOOPBACK, "--peer", seed.control]
+        guest = stack.enter_context(PeerProc(tmp_path / "guest", args=args, catalog=mine))
+        eventually(lambda: served_by(guest, "borealis", seed), "borealis listed")
+        error = guest.call("download", game_id="aurora")["error"]
+        assert error.startswith("aurora is not in the catalog")
+
+        # a broken edit: one warning, and the catalog held stays
+        mine.write_text('{"games": [')
+        eventually(lambda: "the catalog changed but is not used" in guest.stderr(), "a warning")
+        assert served_by(guest, "borealis", seed)
+
+        # aurora at a version no peer has: the line says what the peers have
+        mark = guest.mark()
+        wrong = {k: v for k, v in aurora.items() if k != "hashes"}
+        mine.write_text(json.dumps({"games": [*others, {**wrong, "version": "7.7"}]}))
+        guest.wait_event(lambda e: e["event"] == "catalog-changed", timeout=DEADLINE, since=mark)
+        line = f"aurora: your catalog says 7.7; 1 peer has {aurora['version']} (seed)"
+        listed = eventually(
+            lambda: {g["id"]: g for g in guest.ok("list-games")["games"]}.get("aurora"),
+            "aurora listed with why",
+        )
+        assert listed["peers"] == [] and listed["versions"] == line
+        assert guest.call("download", game_id="aurora", wait=True)["error"] == line
+
+        # the version the seed has: it downloads, no restart
+        mark = guest.mark()
+        mine.write_text(json.dumps({"games": [*others, aurora]}))
+        guest.wait_event(lambda e: e["event"] == "catalog-changed", timeout=DEADLINE, since=mark)
+        eventually(lambda: served_by(guest, "aurora", seed), "aurora served")
+        result = guest.ok("download", game_id="aurora", wait=True, timeout=120)
+        assert result["installed"] == "install"
+        assert (guest.games_dir / "aurora" / "version.ini").read_text().strip() == aurora["version"]

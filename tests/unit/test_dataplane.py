@@ -210,6 +210,18 @@ def test_tokens_are_single_use_and_expire() -> None:
     assert tokens.issue(GAME, PEER, ranges) != tokens.issue(GAME, PEER, ranges)
 
 
+def test_a_changed_game_revokes_its_tokens() -> None:
+    tokens = TransferTokens(clock=Clock())
+    ranges = [ByteRange("a.eti", 0, 10)]
+    gone = [tokens.issue(GAME, PEER, ranges, manifest_hash="h1") for _ in range(2)]
+    kept = tokens.issue("doom", PEER, ranges)
+    assert tokens.revoke(GAME) == 2 and tokens.outstanding(PEER) == 1
+    for token in gone:
+        with pytest.raises(TransferRefused, match="unknown"):
+            tokens.redeem(token)
+    assert tokens.redeem(kept).game_id == "doom"
+
+
 # -- a whole transfer ---------------------------------------------------------
 
 
@@ -309,6 +321,13 @@ async def test_bad_tokens_are_refused(root: Path, manifest: Manifest) -> None:
 
         with pytest.raises(SourceRefused, match="unknown"):
             await fetch(port, "f" * 32, jobs, NullWriter())
+
+        # a token is redeemed only from the address that asked for it
+        elsewhere = tokens.issue(GAME, PEER, ranges_of(jobs), host="10.1.2.3")
+        with pytest.raises(SourceRefused, match="granted to another address"):
+            await fetch(port, elsewhere, jobs, NullWriter())
+        here = tokens.issue(GAME, PEER, ranges_of(jobs), host="127.0.0.1")
+        await fetch(port, here, jobs, NullWriter())
 
         # not even a frame: a length over the cap is refused at the header
         assert "malformed" in await anyio.to_thread.run_sync(raw_request, port, b"\xff" * 4)
