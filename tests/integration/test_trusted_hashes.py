@@ -47,6 +47,19 @@ TAMPERED_SENDER = (
     "runpy.run_path(sys.argv[0], run_name='__main__')"
 )
 
+#: The same for a peer that serves the bytes of ``$LIAR_ROOT`` for every range it
+#: grants: it lists and sends its honest manifest, and sends other chunk bytes.
+LYING_SERVER = (
+    "import os, runpy, sys;"
+    "from pathlib import Path;"
+    "from lanspread_core.runtime.handlers import RequestHandlers;"
+    "other = Path(os.environ['LIAR_ROOT']);"
+    "honest = RequestHandlers.resolve_transfer;"
+    "RequestHandlers.resolve_transfer = lambda self, grant: (honest(self, grant), other)[1];"
+    "sys.argv = sys.argv[1:];"
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
 
 def trust(catalog: Path, honest_root: Path, *, files: bool = False) -> str:
     """Record ``honest_root``'s manifest hash (and with ``files`` its per-file
@@ -196,3 +209,60 @@ def test_a_tampered_stream_is_caught_by_file_hashes_and_an_honest_sender_complet
         archives = root_archives(b.games_dir / GAME)
         build_provider(REGISTRY, "unrar").unpack(archives, reference)
         assert tree(c.games_dir / GAME / "local") == tree(reference)
+
+
+def lying_server(tmp_path: Path, catalog: Path) -> PeerProc:
+    """A peer holding honest aurora (so it lists the trusted manifest) that serves
+    the liar's bytes: the right sizes, other contents."""
+    return PeerProc(
+        tmp_path / "b",
+        args=[*LOOPBACK, "--name", "repeater"],
+        catalog=catalog,
+        env={"LIAR_ROOT": str(tmp_path / "a" / "games" / GAME)},
+        prefix=[sys.executable, "-c", LYING_SERVER],
+    )
+
+
+def test_an_only_source_repeating_the_trusted_manifest_with_other_bytes_is_named(
+    tmp_path: Path, games: Path
+) -> None:
+    with ExitStack() as stack:
+        b = stack.enter_context(lying_server(tmp_path, games))
+        c = stack.enter_context(
+            PeerProc(tmp_path / "c", args=[*LOOPBACK, "--peer", b.control], catalog=games)
+        )
+        sources_of(c, GAME, 1)
+        failed = c.call("download", game_id=GAME, wait=True, timeout=60)
+        assert failed["kind"] == "error", failed
+        assert f"{b.peer_id[:8]} (repeater) sent" in failed["error"], failed
+        assert "corrupt chunk" in failed["error"], failed
+        root = c.games_dir / GAME
+        assert not (root / "version.ini").exists()
+        # the honest first third of the archive verified: kept for a resume, not installed
+        assert {p.name for p in root.iterdir()} <= {a.name for a in root_archives(root)}
+        assert c.ok("get-game", game_id=GAME)["paused"], "verified chunks are kept"
+
+
+def test_a_repeating_liar_beside_an_honest_peer_is_struck_and_the_honest_bytes_installed(
+    tmp_path: Path, games: Path
+) -> None:
+    honest_dir = tmp_path / "h"
+    shutil.copytree(tmp_path / "b" / "games", honest_dir / "games")
+    with ExitStack() as stack:
+        b = stack.enter_context(lying_server(tmp_path, games))
+        h = stack.enter_context(PeerProc(honest_dir, args=LOOPBACK, catalog=games))
+        c = stack.enter_context(
+            PeerProc(
+                tmp_path / "c",
+                args=[*LOOPBACK, "--peer", b.control, "--peer", h.control],
+                catalog=games,
+            )
+        )
+        sources_of(c, GAME, 2)
+        since = c.mark()
+        c.ok("download", game_id=GAME, wait=True, timeout=120)
+        rejected = c.wait_event(lambda e: e["event"] == "download-chunk-rejected", since=since)
+        assert rejected["peer_id"] == b.peer_id
+        root = c.games_dir / GAME
+        for archive in root_archives(honest_dir / "games" / GAME):
+            assert (root / archive.name).read_bytes() == archive.read_bytes(), archive.name
