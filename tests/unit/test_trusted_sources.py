@@ -1,0 +1,147 @@
+"""With a trusted manifest hash in the catalog, no vote: only holders of it are sources.
+
+Real manifests of real roots; the control plane is a recording stand-in that
+answers ``GetGame`` with what each holder would send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from lanspread_core.library.manifest import Manifest, build_manifest
+from lanspread_core.transfer import sources as sources_module
+from lanspread_core.transfer.sources import DownloadError, Source, agreed_sources
+from lanspread_core.wire.messages import GameInfo, GameManifest, GetGame, Message
+
+ME = "e" * 32
+
+
+@dataclass
+class Holder:
+    peer_id: str
+    host: str
+    name: str = ""
+    games: dict[str, GameInfo] = field(default_factory=dict)
+
+
+class Holders:
+    """``PeerAccess`` over holders that list one manifest and may send another."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, Holder] = {}
+        self.sends: dict[str, Manifest] = {}
+        self.asked: list[str] = []
+
+    def add(self, pid: str, name: str, lists: Manifest, sends: Manifest | None = None) -> None:
+        host = f"10.0.0.{len(self.peers) + 1}"
+        self.peers[pid] = Holder(pid, host, name)
+        self.peers[pid].games["aurora"] = GameInfo(
+            "aurora", "1.0", lists.total_size, lists.manifest_hash
+        )
+        self.sends[pid] = sends or lists
+
+    @property
+    def self_id(self) -> str:
+        return ME
+
+    def holders(self, game_id: str, version: str, *, partial: bool = False) -> list[Source]:
+        return list(self.peers.values())
+
+    def known(self) -> list[Source]:
+        return list(self.peers.values())
+
+    def is_present(self, peer_id: str) -> bool:
+        return True
+
+    async def request(self, peer: Source, message: Message, timeout: float) -> Message:
+        assert isinstance(message, GetGame)
+        self.asked.append(peer.peer_id)
+        return GameManifest("aurora", "1.0", self.sends[peer.peer_id].to_json())
+
+
+def manifest(tmp_path: Path, seed: int) -> Manifest:
+    root = tmp_path / f"root{seed}"
+    root.mkdir()
+    (root / "a.eti").write_bytes(hashlib.sha256(str(seed).encode()).digest() * 100)
+    (root / "version.ini").write_text("1.0\n")
+    return build_manifest(root)
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_limit() -> None:
+    sources_module._refusals_logged.clear()
+
+
+HONEST, LIAR1, LIAR2 = "a1" * 16, "b2" * 16, "c3" * 16
+
+
+@pytest.mark.anyio
+async def test_the_trusted_manifest_wins_against_a_majority_and_liars_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, bad = manifest(tmp_path, 1), manifest(tmp_path, 2)
+    peers = Holders()
+    peers.add(LIAR1, "liar", bad)
+    peers.add(LIAR2, "", bad)
+    peers.add(HONEST, "honest", good)
+    with caplog.at_level(logging.WARNING):
+        agreed, sources = await agreed_sources(peers, "aurora", "1.0", good.manifest_hash)
+    assert agreed.manifest_hash == good.manifest_hash
+    assert [s.peer_id for s in sources] == [HONEST]
+    assert peers.asked == [HONEST]  # a listing of another manifest is not worth a GetGame
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"peer liar (b2b2b2b2) offers aurora 1.0 with manifest {bad.manifest_hash[:12]}…,"
+        " not the one the catalog trusts; not using it",
+        f"peer c3c3c3c3 offers aurora 1.0 with manifest {bad.manifest_hash[:12]}…,"
+        " not the one the catalog trusts; not using it",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        await agreed_sources(peers, "aurora", "1.0", good.manifest_hash)
+    assert not caplog.records  # once a minute per peer, game and manifest
+
+
+@pytest.mark.anyio
+async def test_one_honest_source_is_enough(tmp_path: Path) -> None:
+    good = manifest(tmp_path, 1)
+    peers = Holders()
+    peers.add(HONEST, "honest", good)
+    agreed, sources = await agreed_sources(peers, "aurora", "1.0", good.manifest_hash)
+    assert agreed.manifest_hash == good.manifest_hash and len(sources) == 1
+
+
+@pytest.mark.anyio
+async def test_a_lying_only_source_is_refused_in_one_sentence_naming_it(tmp_path: Path) -> None:
+    good, bad = manifest(tmp_path, 1), manifest(tmp_path, 2)
+    peers = Holders()
+    # it lists the trusted hash, but the manifest it sends is another
+    peers.add(LIAR1, "liar", good, sends=bad)
+    with pytest.raises(DownloadError) as refused:
+        await agreed_sources(peers, "aurora", "1.0", good.manifest_hash)
+    assert peers.asked == [LIAR1]
+    assert str(refused.value) == (
+        f"peer liar (b2b2b2b2) offers aurora 1.0 with manifest {bad.manifest_hash[:12]}…,"
+        " not the one the catalog trusts; not using it, and no other peer offers it"
+    )
+
+
+@pytest.mark.anyio
+async def test_several_liars_and_no_honest_source_are_all_named(tmp_path: Path) -> None:
+    good, bad, worse = manifest(tmp_path, 1), manifest(tmp_path, 2), manifest(tmp_path, 3)
+    peers = Holders()
+    peers.add(LIAR1, "liar", bad)
+    peers.add(LIAR2, "", worse)
+    with pytest.raises(DownloadError) as refused:
+        await agreed_sources(peers, "aurora", "1.0", good.manifest_hash)
+    assert str(refused.value) == (
+        "no peer offers aurora 1.0 with the manifest the catalog trusts"
+        f" (peer liar (b2b2b2b2) offers manifest {bad.manifest_hash[:12]}…,"
+        f" peer c3c3c3c3 offers manifest {worse.manifest_hash[:12]}…); not using them"
+    )
+    assert peers.asked == []
