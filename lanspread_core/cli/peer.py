@@ -179,11 +179,19 @@ def _first_error(exc: BaseException) -> LanspreadError | None:
     return None
 
 
-def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: bool = False) -> int:
+def run_peer(
+    registry: Registry,
+    config: PeerConfig,
+    frontend: str,
+    verbose: bool = False,
+    notice: str | None = None,
+) -> int:
     """Run a peer with a front-end until it stops; the front-end's exit code.
 
     Next to the front-end run what every running peer has, whatever drives it:
     the local control socket, the event log, and a clean stop on SIGINT/SIGTERM.
+    ``notice`` goes to stderr once the peer is up (a start that fails says
+    only why).
     """
     from lanspread_core.ipc.server import serve_control_socket
     from lanspread_core.runtime.peer import LocalService, start_peer
@@ -208,6 +216,8 @@ def run_peer(registry: Registry, config: PeerConfig, frontend: str, verbose: boo
             for each in (ui, *beside):
                 services.extend(getattr(each, "services", ()))
             handle = await start_peer(config, registry, tg, services)
+            if notice:
+                click.echo(notice, err=True)
             async with anyio.create_task_group() as extras:
                 await _start_extras(extras, handle, state)
                 for other in beside:  # they end with the main front-end
@@ -293,9 +303,10 @@ def run(ctx: click.Context, /, frontend: str, **kw: Any) -> None:
       lanspread run --games-dir ~/games --catalog catalog.json --name alice
     """
     config = make_config(kw)
+    notice = None
     if config.catalog is None and not kw.get("party") and load_settings().party_key is None:
-        click.echo(NO_CATALOG_HINT.format(games=config.games_dir), err=True)
-    ctx.exit(run_peer(registry_of(ctx), config, frontend, _verbose(ctx)))
+        notice = NO_CATALOG_HINT.format(games=config.games_dir)
+    ctx.exit(run_peer(registry_of(ctx), config, frontend, _verbose(ctx), notice))
 
 
 @click.command()
