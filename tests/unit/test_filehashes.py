@@ -148,3 +148,23 @@ def test_hashes_of_another_version_are_not_held_to(tmp_path: Path, games: Path) 
     other = replace(trusted, version="9.9", files=dict.fromkeys(trusted.files, "cd" * 32))
     tx.install(GAME, trusted=other)  # these archives are not the version the hashes are for
     assert (root / LOCAL).is_dir()
+
+
+def test_a_file_listed_twice_counts_as_its_last_copy(tmp_path: Path) -> None:
+    from lanspread_fixture.fixtureformat import FixtureWriter
+
+    games = tmp_path / "games"
+    root = games / "twice"
+    root.mkdir(parents=True)
+    with FixtureWriter(root / "data.eti") as writer:
+        writer.add_file("a.txt", b"first copy")
+        writer.add_file("b.txt", b"only copy")
+        writer.add_file("a.txt", b"second copy")
+    (root / "version.ini").write_text("1\n")
+    impl = build_provider(REGISTRY, "fixture")
+    hashes = tree_hashes(impl, root_archives(root))
+    assert hashes["a.txt"] == blake3.blake3(b"second copy").hexdigest()
+    tx = Transactions(games, StateDir(tmp_path / "state").ensure(), REGISTRY, provider="fixture")
+    tx.install("twice", trusted=CatalogGame("twice", "Twice", "1", files=hashes))
+    assert (root / LOCAL / "a.txt").read_bytes() == b"second copy"
+    assert hashes_on_disk(root / LOCAL) == hashes
