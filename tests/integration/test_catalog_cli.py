@@ -169,3 +169,23 @@ def test_a_catalog_with_an_unreadable_entry_is_not_rewritten(games: Path) -> Non
     result = invoke("catalog", "scan", games)
     assert result.returncode == 1 and "fix that entry by hand" in result.stderr
     assert catalog.read_text() == '{"games": [{"id": "bad id", "version": "1"}]}'
+
+
+def test_ctrl_c_during_a_scan_keeps_the_games_already_hashed(
+    games: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lanspread_core.cli import catalog as catalog_cli
+
+    make_root(games, "alpha")
+    make_root(games, "beta")
+    real = catalog_cli.entry_for_root
+
+    def interrupted_at_beta(root: Path, gid: str, *args: Any, **kw: Any) -> Any:
+        if gid == "beta":
+            raise KeyboardInterrupt
+        return real(root, gid, *args, **kw)
+
+    monkeypatch.setattr(catalog_cli, "entry_for_root", interrupted_at_beta)
+    result = invoke("catalog", "scan", games)
+    assert result.returncode == 1 and "Aborted" in result.stderr
+    assert list(games_in(games / "catalog.json")) == ["alpha"]
