@@ -163,7 +163,7 @@ def add(
     with _Edits(path) as current:
         for folder in folders:
             gid = game_id or folder.name
-            if not valid_game_id(gid):
+            if not valid_game_id(gid) or layout.is_reserved(gid):
                 click.echo(
                     f"{gid!r} is not a valid game id; add it with --id {suggest_id(gid)}", err=True
                 )
@@ -237,7 +237,7 @@ def _scan_into(current: _Edits, games: Path, rename: bool, yes: bool) -> _Tally:
     roots: dict[str, tuple[Path, str]] = {}
     renames: list[tuple[Path, str]] = []
     for folder in _folders(games):
-        if valid_game_id(folder.name):
+        if valid_game_id(folder.name) and not layout.is_reserved(folder.name):
             roots[folder.name] = (folder, folder.name)
             continue
         suggested = suggest_id(folder.name)
@@ -384,15 +384,8 @@ def _need_folder(path: Path) -> None:
 
 
 def _folders(games: Path) -> list[Path]:
-    """Candidate game roots: real folders, not hidden, not reserved names."""
-    return sorted(
-        p
-        for p in games.iterdir()
-        if p.is_dir()
-        and not p.is_symlink()
-        and not p.name.startswith(".")
-        and not layout.is_reserved(p.name)
-    )
+    """Candidate game roots: folders (or links to one, as the library takes them), not hidden."""
+    return sorted(p for p in games.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _title(old: CatalogGame | None, fallback: str) -> str:

@@ -63,7 +63,7 @@ def entry_for_root(
     :class:`~lanspread_core.library.versionini.VersionFileError`, a bad file
     name a :class:`~lanspread_core.library.manifest.ManifestError`.
     """
-    if not valid_game_id(game_id):
+    if not valid_game_id(game_id) or layout.is_reserved(game_id):
         raise CatalogError(f"{game_id!r} is not a valid game id; try {suggest_id(game_id)!r}")
     version = read_version(root / layout.SENTINEL)
     manifest = build_manifest(root, check=check)

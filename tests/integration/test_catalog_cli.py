@@ -189,3 +189,14 @@ def test_ctrl_c_during_a_scan_keeps_the_games_already_hashed(
     result = invoke("catalog", "scan", games)
     assert result.returncode == 1 and "Aborted" in result.stderr
     assert list(games_in(games / "catalog.json")) == ["alpha"]
+
+
+def test_scan_takes_a_linked_folder_and_renames_a_reserved_name(
+    games: Path, tmp_path: Path
+) -> None:
+    elsewhere = make_root(tmp_path / "other-disk", "quake")
+    (games / "quake").symlink_to(elsewhere, target_is_directory=True)
+    make_root(games, "local", data=b"l")
+    result = invoke("catalog", "scan", games)
+    assert "'local' is not a valid game id; suggested id: local-game" in result.stderr
+    assert list(games_in(games / "catalog.json")) == ["quake"]

@@ -175,3 +175,8 @@ def test_entry_for_root_without_version_ini_says_so(tmp_path: Path) -> None:
 def test_entry_for_root_refuses_a_bad_id(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="try 'half-life'"):
         entry_for_root(tmp_path, "Half Life")
+
+
+def test_entry_for_root_refuses_a_reserved_name(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="try 'local-game'"):
+        entry_for_root(tmp_path, "local")
