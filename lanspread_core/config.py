@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ ANY_ADDRESS = "0.0.0.0"
 #: ``PeerConfig.data_port`` given as this takes the control port's number
 #: (so port 0, any free port, for both when the control port is 0).
 FOLLOW_CONTROL_PORT = -1
+
+
+def host_name() -> str:
+    """This machine's host name without its domain: what a peer is called by default."""
+    return socket.gethostname().split(".")[0] or "lanspread"
 
 
 @dataclass(frozen=True)

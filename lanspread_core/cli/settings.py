@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import click
 import platformdirs
 
-from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT
+from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, host_name
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.library.catalog import CATALOG_NAME, ENV_CATALOG
 from lanspread_core.library.statedir import ENV_GAMES_DIR, default_games_dir
@@ -225,7 +224,7 @@ def _default(key: str, before: list[Shown]) -> Any:
         games = next(s.value for s in before if s.key == "games_dir")
         return str(Path(games) / CATALOG_NAME)
     if key == "name":
-        return socket.gethostname()
+        return host_name()
     if key == "port":
         return DEFAULT_PORT
     if key == "provider":

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import errno
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ import anyio
 import anyio.abc
 
 from lanspread_core import __version__
-from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, HostPort, PeerConfig
+from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, HostPort, PeerConfig, host_name
 from lanspread_core.control.client import ControlPool
 from lanspread_core.control.errors import ListenError
 from lanspread_core.control.identity import Identity, load_or_create_identity
@@ -69,11 +68,6 @@ FEATURES = ("library-delta", "tcp-data")
 
 class StartupError(LanspreadError):
     """The peer could not start (a port in use, a broken state directory...)."""
-
-
-def host_name() -> str:
-    """This machine's host name without its domain: what a peer is called by default."""
-    return socket.gethostname().split(".")[0] or "lanspread"
 
 
 def listen_failure(exc: ListenError | DataListenError, config: PeerConfig) -> str:
