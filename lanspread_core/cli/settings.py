@@ -101,7 +101,10 @@ def load_settings(path: Path | None = None) -> Settings:
     known: dict[str, Any] = {}
     for key, raw in data.items():
         if key in KEYS:
-            known[key] = _checked(key, raw, f"settings file {path}: ")
+            value = _checked(key, raw, f"settings file {path}: ")
+            # a relative path in the file is relative to the file, not to the folder a
+            # command happens to run in
+            known[key] = path.parent / value if isinstance(value, Path) else value
     extra = {k: v for k, v in data.items() if k not in KEYS}
     return Settings(path, extra=extra, **known)
 

@@ -99,3 +99,12 @@ def test_settings_feed_only_options_they_name() -> None:
         "name": "alice",
         "provider": "unrar",
     }
+
+
+def test_a_relative_path_in_the_file_is_relative_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "lanspread.toml"
+    path.parent.mkdir()
+    path.write_text('games_dir = "../games"\ncatalog = "/abs/catalog.json"\n')
+    settings = load_settings(path)
+    assert settings.games_dir == tmp_path / "conf" / ".." / "games"
+    assert settings.catalog == Path("/abs/catalog.json")
