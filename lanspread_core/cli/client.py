@@ -260,11 +260,22 @@ def status(state_dir: Path | None, as_json: bool) -> None:
             "games",
             f"{info.get('games', 0)} here, serving {len(info.get('serving', []))}",
         ),
+        ("catalog", _catalog(info.get("catalog") or {})),
         ("active", active),
         ("services", _services(info.get("services", {}))),
     ]
     for key, value in lines:
         click.echo(f"{key:<10} {value}")
+
+
+def _catalog(catalog: dict[str, Any]) -> str:
+    """The catalog a peer holds, as ``status`` says it: how many games, from where."""
+    parts = [str(catalog.get("local") or "no catalog file")]
+    if catalog.get("party_seq"):
+        parts.append(f"party catalog seq {catalog['party_seq']} of {catalog.get('party_key')}")
+    elif catalog.get("trusted_key"):
+        parts.append(f"no party catalog yet (trusting {catalog['trusted_key']})")
+    return f"{catalog.get('games', 0)} games: {'; '.join(parts)}"
 
 
 def _services(services: dict[str, dict[str, Any]]) -> str:

@@ -36,6 +36,8 @@ from rich.text import Text
 from lanspread_core.config import PeerConfig
 from lanspread_core.errors import LanspreadError
 from lanspread_core.events import (
+    CatalogChanged,
+    CatalogRefused,
     Event,
     EventsDropped,
     LibraryChanged,
@@ -53,7 +55,13 @@ from lanspread_core.events import (
     RuntimeFailed,
 )
 from lanspread_core.frontends.present import OperationBars, make_progress, progress_line
-from lanspread_core.frontends.vocabulary import availability, failure, plural, size
+from lanspread_core.frontends.vocabulary import (
+    availability,
+    catalog_news,
+    failure,
+    plural,
+    size,
+)
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.runtime.peer import PeerRuntimeHandle
 from lanspread_core.system.netaddr import WILDCARDS, reachable_at
@@ -69,7 +77,7 @@ REQUERY_EVERY = 0.2
 PEERS_EVERY = 2.0
 MESSAGES = 6
 
-_REQUERY = (LibraryChanged, PeerJoined, PeerLeft, PeerLibrary, EventsDropped)
+_REQUERY = (LibraryChanged, PeerJoined, PeerLeft, PeerLibrary, EventsDropped, CatalogChanged)
 
 
 class ConsoleFrontend:
@@ -223,6 +231,8 @@ class ConsoleView:
                 self.say(f"outbound transfers: {self.outbound}{uploading(self.uploads)}")
         elif isinstance(event, RuntimeFailed):
             self.error(failure(event))
+        elif isinstance(event, CatalogChanged | CatalogRefused):
+            self.say(catalog_news(event))
         elif isinstance(event, OpEvent):
             self._apply_op(event)
         self._changed.set()

@@ -14,6 +14,8 @@ from typing import Any
 
 from lanspread_core.events import (
     INSTALL_FAILED_AFTER_DOWNLOAD,
+    CatalogChanged,
+    CatalogRefused,
     OpAllPeersGone,
     OpCancelled,
     OpFailed,
@@ -168,6 +170,16 @@ def game_words(entry: Mapping[str, Any]) -> dict[str, Any]:
         "size": size(entry.get("size")),
         "actions": [{"cmd": a, "label": ACTIONS[a]} for a in actions(entry)],
     }
+
+
+def catalog_news(event: CatalogChanged | CatalogRefused) -> str:
+    """A catalog change or a refused party catalog, as one line."""
+    if isinstance(event, CatalogRefused):
+        return f"party catalog refused ({event.origin}): {event.reason}"
+    games = plural(len(event.games), "game")
+    if event.source == "party":
+        return f"catalog: party catalog seq {event.party_seq} taken ({games})"
+    return f"catalog: your catalog file changed ({games})"
 
 
 def op_name(kind: str) -> str:

@@ -265,3 +265,14 @@ def test_versions_are_explained_in_one_line() -> None:
     assert vocabulary.availability(entry) == line
     absent = {"availability": "absent", "peers": [], "versions": line}
     assert vocabulary.availability(absent) == f"Not downloaded — {line}"
+
+
+def test_catalog_news_is_one_line() -> None:
+    taken = CatalogChanged("party", ["aurora", "borealis"], "lsparty1-x", 3)
+    assert vocabulary.catalog_news(taken) == "catalog: party catalog seq 3 taken (2 games)"
+    edited = CatalogChanged("local", ["aurora"])
+    assert vocabulary.catalog_news(edited) == "catalog: your catalog file changed (1 game)"
+    refused = CatalogRefused("peer rogue (0cf42a9a)", "catalog seq 1 is not newer than seq 2")
+    assert vocabulary.catalog_news(refused) == (
+        "party catalog refused (peer rogue (0cf42a9a)): catalog seq 1 is not newer than seq 2"
+    )
