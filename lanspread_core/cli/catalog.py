@@ -56,9 +56,9 @@ from lanspread_core.library.versionini import VersionFileError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: what to do about a folder without ``version.ini``
 #: while hashing many games, the catalog is saved at most this often (seconds)
 SAVE_EVERY = 10.0
+#: what to do about a folder without ``version.ini``
 NO_VERSION = (
     "{folder} has no version.ini: add one naming its version (a line like '1.0'),"
     " or turn an installed game into a game root with 'lanspread pack'"
@@ -261,7 +261,7 @@ def _scan_into(current: _Edits, games: Path, rename: bool, yes: bool) -> _Tally:
         if (
             old is not None
             and old.hashes.get("manifest") == game.hashes.get("manifest")
-            and (old.version == game.version)
+            and (old.version, old.size) == (game.version, game.size)
         ):
             tally.unchanged += 1
             continue
