@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,6 +123,12 @@ def scan(
         click.echo(
             f"{g.id:<20} {g.local_version or '-':<10} {size(g.size):>12}  "
             f"{'yes' if g.downloaded else 'no':<10} {'yes' if g.installed else 'no':<9}  {state}"
+        )
+    if games and catalog is None:
+        click.echo(
+            "no catalog, so no game is shared; 'lanspread catalog scan"
+            f" {shlex.quote(str(lc.games_dir))}' makes one",
+            err=True,
         )
 
 

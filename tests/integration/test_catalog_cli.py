@@ -200,3 +200,14 @@ def test_scan_takes_a_linked_folder_and_renames_a_reserved_name(
     result = invoke("catalog", "scan", games)
     assert "'local' is not a valid game id; suggested id: local-game" in result.stderr
     assert list(games_in(games / "catalog.json")) == ["quake"]
+
+
+def test_local_scan_uses_the_games_dirs_catalog_or_says_how_to_make_one(games: Path) -> None:
+    make_root(games, "quake")
+    state = games.parent / "state"
+    bare = invoke("scan", "--games-dir", games, "--state-dir", state)
+    assert "Not in catalog" in bare.stdout
+    assert f"no catalog, so no game is shared; 'lanspread catalog scan {games}'" in bare.stderr
+    assert invoke("catalog", "scan", games).returncode == 0
+    listed = invoke("scan", "--games-dir", games, "--state-dir", state)
+    assert "Ready" in listed.stdout and "no catalog" not in listed.stderr
