@@ -8,8 +8,12 @@ packer comes from a plugin record, ``zip`` by default.
 from __future__ import annotations
 
 import re
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -51,6 +55,24 @@ def parse_size(text: str) -> int:
     if count <= 0:
         raise UsageError("the split size must be more than 0 bytes")
     return count
+
+
+@contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """``kill PID`` (SIGTERM) cleans up like Ctrl-C; only a kill -9 leaves the staging folder."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _game_id(game_id: str) -> str:
@@ -171,7 +193,7 @@ def pack(
     title = name or _default_name(source, game_id)
     started = time.monotonic()
     try:
-        with PackJob(games, game_id) as job:
+        with _term_as_interrupt(), PackJob(games, game_id) as job:
             for note in job.swept:
                 click.echo(f"lanspread: recovered: {note}", err=True)
             plan = plan_pack(source, volume)

@@ -148,7 +148,7 @@ def _pack_until(
             break
         time.sleep(0.005)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == -sig or (sig == signal.SIGINT and proc.returncode == 130), (
+    assert proc.returncode == (-sig if sig == signal.SIGKILL else 130), (
         f"pack ended with {proc.returncode} before it was signalled: {err}"
     )
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
@@ -178,10 +178,13 @@ def test_kill_9_leaves_only_staging_which_the_next_run_removes(
     shutil.rmtree(games)
 
 
-def test_ctrl_c_leaves_nothing(packed: tuple[Path, Path, dict], tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_kill_leaves_nothing(
+    packed: tuple[Path, Path, dict], tmp_path: Path, sig: int
+) -> None:
     games = tmp_path / "games"
     games.mkdir()
-    result = _pack_until(packed[0], games, signal.SIGINT, tmp_path / "state")
+    result = _pack_until(packed[0], games, sig, tmp_path / "state")
     assert result.returncode == 130
     assert result.stderr.strip() == f"lanspread: pack of {GAME} cancelled; nothing was made"
     assert os.listdir(games) == []
