@@ -58,6 +58,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: while hashing many games, the catalog is saved at most this often (seconds)
 SAVE_EVERY = 10.0
+#: without a terminal (no bar), a game at least this big gets a line before its hash
+PLAIN_PROGRESS = 1_000_000_000
 #: what to do about a folder without ``version.ini``
 NO_VERSION = (
     "{folder} has no version.ini: add one naming its version (a line like '1.0'),"
@@ -475,6 +477,8 @@ def _entry(root: Path, gid: str, title: str) -> CatalogGame | None:
         click.echo(NO_VERSION.format(folder=root), err=True)
         return None
     total = sum(os.lstat(p).st_size for p in layout.download_files(root))
+    if total >= PLAIN_PROGRESS and not sys.stderr.isatty():  # a log has no bar to watch
+        click.echo(f"hashing {gid} ({size(total)})", err=True)
     calls = 0
     with progress_bar(f"hashing {gid}") as update:
 

@@ -211,3 +211,16 @@ def test_local_scan_uses_the_games_dirs_catalog_or_says_how_to_make_one(games: P
     assert invoke("catalog", "scan", games).returncode == 0
     listed = invoke("scan", "--games-dir", games, "--state-dir", state)
     assert "Ready" in listed.stdout and "no catalog" not in listed.stderr
+
+
+def test_a_big_game_gets_a_line_when_there_is_no_bar(
+    games: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lanspread_core.cli import catalog as catalog_cli
+
+    monkeypatch.setattr(catalog_cli, "PLAIN_PROGRESS", 1500)
+    make_root(games, "small", data=b"s")  # 1,000 bytes
+    make_root(games, "big", data=b"bb")  # 2,000 bytes
+    result = invoke("catalog", "scan", games)
+    assert "hashing big (2.0 kB)" in result.stderr
+    assert "hashing small" not in result.stderr
