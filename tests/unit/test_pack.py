@@ -344,3 +344,31 @@ def test_pack_command_refuses_a_source_holding_the_games_dir(tmp_path: Path) -> 
     (src / "games").mkdir()
     result = invoke("pack", src, "--id", "g", "--version", "1", "--games-dir", src / "games")
     assert result.returncode == 2 and "holds the games directory" in result.stderr
+
+
+def test_pack_command_checks_free_space_first(tmp_path: Path, monkeypatch) -> None:
+    import shutil as real_shutil
+
+    from lanspread_core.system import diskspace
+
+    src, games = _game_tree(tmp_path / "src"), tmp_path / "games"
+    games.mkdir()
+    usage = real_shutil.disk_usage(games)
+    monkeypatch.setattr(diskspace.shutil, "disk_usage", lambda path: usage._replace(free=1_000_000))
+    result = invoke("pack", src, "--id", "g", "--version", "1", "--games-dir", games)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("lanspread: not enough disk space to pack g: it needs")
+    assert os.listdir(games) == []
+
+
+def test_pack_command_refuses_a_catalog_it_would_damage_before_packing(tmp_path: Path) -> None:
+    src, games = _game_tree(tmp_path / "src"), tmp_path / "games"
+    games.mkdir()
+    catalog = games / "catalog.json"
+    catalog.write_text(json.dumps({"games": [{"id": "bad id!", "version": "1"}]}))
+    result = invoke("pack", src, "--id", "g", "--version", "1", "--games-dir", games)
+    assert result.returncode == 1
+    assert "fix that entry by hand" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(os.listdir(games)) == ["catalog.json"]
