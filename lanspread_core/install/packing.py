@@ -110,7 +110,8 @@ class PackJob:
             self.staging.mkdir()
         except FileExistsError:
             raise UsageError(
-                f"{self.staging} is in use: another 'lanspread pack' of {self.game_id} is running"
+                f"{self.staging} is in use by another 'lanspread pack' of {self.game_id};"
+                " if none is running, remove that folder and pack again"
             ) from None
         holder = f"lanspread pack (pid {os.getpid()})"
         try:

@@ -372,3 +372,15 @@ def test_pack_command_refuses_a_catalog_it_would_damage_before_packing(tmp_path:
     assert "fix that entry by hand" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(os.listdir(games)) == ["catalog.json"]
+
+
+def test_a_second_pack_of_the_same_id_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    from lanspread_core.errors import UsageError
+
+    games = tmp_path / "games"
+    games.mkdir()
+    with PackJob(games, "g") as first:
+        with pytest.raises(UsageError, match="in use by another 'lanspread pack' of g"):
+            PackJob(games, "g").__enter__()
+        assert (first.staging / OWNED_MARKER).is_file()  # the second one took nothing away
+    assert os.listdir(games) == []
