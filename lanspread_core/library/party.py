@@ -36,6 +36,7 @@ from lanspread_core.errors import LanspreadError
 from lanspread_core.library.catalog import Catalog, CatalogError, parse_catalog
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.system.atomic import write_atomic
+from lanspread_core.wire.schema import clip
 
 FORMAT = "lanspread-party-catalog/1"
 #: what a party public key looks like as text: this prefix, then 43 base64url characters
@@ -82,14 +83,15 @@ def parse_key(text: str) -> Ed25519PublicKey:
     """
     text = text.strip()
     wants = f"a party key is {KEY_PREFIX} and 43 characters, as 'lanspread party init' prints it"
+    bad = PartyError(f"{clip(text, 24)!r} is not a party key; {wants}")
     if not text.startswith(KEY_PREFIX):
-        raise PartyError(f"{text[:20]!r} is not a party key; {wants}")
+        raise bad
     try:
         raw = _unb64(text[len(KEY_PREFIX) :])
     except (binascii.Error, ValueError):
-        raise PartyError(f"{text[:20]!r}... is not a party key; {wants}") from None
+        raise bad from None
     if len(raw) != 32:
-        raise PartyError(f"{text[:20]!r}... is not a party key; {wants}")
+        raise bad
     return Ed25519PublicKey.from_public_bytes(raw)
 
 

@@ -199,3 +199,17 @@ def test_a_local_catalog_edited_after_start_applies_without_a_restart(tmp_path: 
         result = guest.ok("download", game_id="aurora", wait=True, timeout=120)
         assert result["installed"] == "install"
         assert (guest.games_dir / "aurora" / "version.ini").read_text().strip() == aurora["version"]
+
+
+def test_the_party_key_comes_from_the_settings_and_a_bad_one_is_one_line(tmp_path: Path) -> None:
+    party_key = party_init(tmp_path / "party.key")
+    settings = tmp_path / "lanspread.toml"
+    settings.write_text(f'party_key = "{party_key}"\n')
+    env = {"LANSPREAD_CONFIG": str(settings)}
+    with PeerProc(tmp_path / "p", args=LOOPBACK, env=env) as peer:
+        catalog = peer.ok("status")["catalog"]
+        assert catalog["trusted_key"] == party_key and catalog["party_seq"] == 0
+    args = ["--games-dir", tmp_path / "g", "--state-dir", tmp_path / "s"]
+    bad = run_cli("peer", *args, "--party", "lsparty1-nope")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "'lsparty1-nope' is not a party key; a party key is lsparty1- and 43" in bad.stderr
