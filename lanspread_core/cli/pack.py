@@ -22,7 +22,7 @@ from lanspread_core.cli.common import emit_json, progress_bar, registry_of
 from lanspread_core.cli.settings import default_catalog
 from lanspread_core.errors import LanspreadError, PluginError, UsageError, did_you_mean
 from lanspread_core.frontends.vocabulary import plural, rate, size
-from lanspread_core.install.packing import PackJob
+from lanspread_core.install.packing import PackJob, version_line
 from lanspread_core.install.packplan import plan_pack
 from lanspread_core.library.catalog import ENV_CATALOG, valid_game_id
 from lanspread_core.library.catalogfile import (
@@ -33,6 +33,7 @@ from lanspread_core.library.catalogfile import (
 )
 from lanspread_core.library.layout import LOCAL
 from lanspread_core.library.statedir import ENV_GAMES_DIR, default_games_dir
+from lanspread_core.library.versionini import parse_version
 from lanspread_core.plugin.registry import Registry
 
 DEFAULT_PACKER = "zip"
@@ -85,8 +86,10 @@ def _game_id(game_id: str) -> str:
 
 
 def _version(version: str) -> str:
+    """``version`` as version.ini will name it, checked by reading it back the same way."""
     text = version.strip()
-    if not text or len(text) > 64 or any(not c.isprintable() for c in text):
+    printable = bool(text) and len(text) <= 64 and all(c.isprintable() for c in text)
+    if not printable or parse_version(version_line(text)) != text:
         raise UsageError(f"{version!r} is not a version; give one like 1.0 or 2024-03-01")
     return text
 

@@ -77,6 +77,11 @@ def sweep_pack_staging(games_dir: Path) -> list[str]:
     return notes
 
 
+def version_line(version: str) -> str:
+    """What ``pack`` writes into ``version.ini``."""
+    return f"version = {version}\n"
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -170,7 +175,7 @@ class PackJob:
 
     def seal(self, version: str) -> None:
         """Write ``version.ini``, last, through its reserved temporary name."""
-        write_atomic(self.root / SENTINEL, f"version = {version}\n".encode(), SENTINEL_TMP)
+        write_atomic(self.root / SENTINEL, version_line(version).encode(), SENTINEL_TMP)
         fsync_dir(self.root)
 
     def promote(self) -> Path:

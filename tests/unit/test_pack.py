@@ -315,6 +315,7 @@ def test_pack_command_makes_a_root_and_a_catalog_entry(tmp_path: Path) -> None:
         (("--id", "Half Life"), "try --id half-life"),
         (("--id", "ok", "--split-size", "lots"), "'lots' is not a size"),
         (("--id", "ok", "--packer", "zpi"), "packer 'zpi' is not installed; did you mean zip?"),
+        (("--id", "ok", "--version", " "), "' ' is not a version"),
     ],
 )
 def test_pack_command_refuses_bad_input_in_one_line(tmp_path: Path, extra, message) -> None:
