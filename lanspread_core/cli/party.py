@@ -99,8 +99,9 @@ def _read_catalog(path: Path) -> dict[str, Any]:
     return data
 
 
-def _next_seq(key_file: Path, key: str) -> int:
-    """One above the last seq published with this key on this machine."""
+def _next_seq(key_file: Path, key: str, state_dir: Path | None) -> int:
+    """One above the last seq of this key published here, or held by this machine's
+    peer (running or not): a lost ``.published.json`` never makes a publish a replay."""
     try:
         last = read_signed(published_path(key_file))
     except PartyError as exc:
@@ -108,7 +109,27 @@ def _next_seq(key_file: Path, key: str) -> int:
             f"the last published catalog {published_path(key_file)} is unusable ({exc});"
             " move it away to publish again"
         ) from None
-    return last.seq + 1 if last is not None and last.key == key else 1
+    seqs = [last.seq if last is not None and last.key == key else 0]
+    held = _held(state_dir)
+    if held is not None and held[0] == key:
+        seqs.append(held[1])
+    return max(seqs) + 1
+
+
+def _held(state_dir: Path | None) -> tuple[str, int] | None:
+    """The party key and seq this machine's peer holds, if any."""
+    from lanspread_core.ipc.client import NoRunningPeer, call
+
+    try:
+        catalog = call(state_dir, "status").get("catalog") or {}
+        return str(catalog.get("party_key", "")), int(catalog.get("party_seq", 0))
+    except NoRunningPeer:
+        pass
+    try:
+        doc = read_signed(accepted_path(StateDir(state_dir)))
+    except PartyError:
+        return None
+    return (doc.key, doc.seq) if doc is not None else None
 
 
 def _deliver(doc: SignedCatalog, signed_file: Path, state_dir: Path | None) -> str:
@@ -153,7 +174,7 @@ def publish(
     key = load_key(key_path)
     data = _read_catalog(catalog_file.expanduser())
     try:
-        doc = sign(key, data, _next_seq(key_path, key_text(key.public_key())))
+        doc = sign(key, data, _next_seq(key_path, key_text(key.public_key()), state_dir))
     except CatalogError as exc:
         raise UsageError(f"catalog {catalog_file} cannot be published: {exc}") from None
     signed_file = published_path(key_path)

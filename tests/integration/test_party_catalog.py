@@ -213,3 +213,27 @@ def test_the_party_key_comes_from_the_settings_and_a_bad_one_is_one_line(tmp_pat
     bad = run_cli("peer", *args, "--party", "lsparty1-nope")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "'lsparty1-nope' is not a party key; a party key is lsparty1- and 43" in bad.stderr
+
+
+def test_publish_with_no_peer_running_waits_for_the_next_start_and_never_reuses_a_seq(
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "party.key"
+    party_key = party_init(key)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_bytes(b'\xef\xbb\xbf{"games": [{"id": "aurora", "version": "1.0"}]}')  # a BOM
+    state = tmp_path / "state"
+    args = ["catalog", "publish", "--catalog", catalog, "--key", key, "--state-dir", state]
+    first = run_cli(*args, check=True).stdout
+    assert "seq 1 (1 games); no peer runs here; the next 'lanspread run' offers it" in first
+    (tmp_path / "party.key.published.json").unlink()  # lost: the peer's copy still counts
+    assert "seq 2 (1 games)" in run_cli(*args, check=True).stdout
+    again = run_cli("party", "init", "--key", key)
+    assert again.returncode != 0 and "a party key exists already" in again.stderr
+    with PeerProc(tmp_path, args=LOOPBACK) as peer:
+        held = peer.ok("status")["catalog"]
+        assert held["party_seq"] == 2 and held["party_key"] == party_key
+        assert [g["id"] for g in peer.ok("list-games")["games"]] == []  # nobody has aurora
+        assert peer.call("get-game", game_id="aurora")["error"] == (
+            "aurora 1.0: no peer has it yet; the party catalog (seq 2) names it"
+        )
