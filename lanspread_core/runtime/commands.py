@@ -23,6 +23,7 @@ from lanspread_core.library.catalog import Catalog
 from lanspread_core.library.index import Library
 from lanspread_core.library.layout import game_root, is_downloaded
 from lanspread_core.library.operations import OperationTable
+from lanspread_core.library.party import MAX_DOCUMENT
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.library.versionini import check_version_file
@@ -386,8 +387,15 @@ async def publish_catalog(rt: Peer, cmd: dict[str, Any]) -> dict[str, Any]:
     """Take the signed party catalog in the file ``path`` (``lanspread catalog publish``
     wrote it) and offer it to the party; refused, with why, like one from a peer."""
     path = Path(_str(cmd, "path"))
+
+    def read() -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read(2 * MAX_DOCUMENT + 1)  # more is refused, never read whole
+
     try:
-        text = await anyio.to_thread.run_sync(path.read_bytes)
+        text = await anyio.to_thread.run_sync(read)
+        if len(text) > 2 * MAX_DOCUMENT:
+            raise ValueError(f"it is over {2 * MAX_DOCUMENT:,} bytes")
         document = json.loads(text.decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise LanspreadError(f"cannot read the signed catalog {path}: {exc}") from None
