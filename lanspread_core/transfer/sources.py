@@ -246,14 +246,19 @@ _refusals_logged: dict[tuple[str, str, str], float] = {}
 def untrusted(peer: Source, game_id: str, version: str, digest: str) -> str:
     """The sentence that refuses ``peer``: it offers a manifest the catalog does not trust."""
     return (
-        f"peer {named(peer)} offers {game_id} {version} with manifest {digest[:12]}…,"
+        f"peer {named(peer)} offers {game_id} {version} with manifest {shown(digest[:12])}…,"
         " not the one the catalog trusts; not using it"
     )
 
 
 def named(peer: Source) -> str:
     """``name (id8)``, or the id alone for a peer without a name."""
-    return f"{peer.name} ({peer.peer_id[:8]})" if peer.name else peer.peer_id[:8]
+    return f"{shown(peer.name)} ({peer.peer_id[:8]})" if peer.name else peer.peer_id[:8]
+
+
+def shown(text: str) -> str:
+    """``text`` another peer sent, fit for one log line: no line breaks or controls."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _log_refusal(peer: Source, game_id: str, digest: str, sentence: str) -> None:
@@ -311,7 +316,7 @@ async def trusted_sources(
         )
     if refused:
         offers = ", ".join(
-            f"peer {named(by_id[pid])} offers manifest {digest[:12]}…"
+            f"peer {named(by_id[pid])} offers manifest {shown(digest[:12])}…"
             for pid, digest in refused.items()
         )
         raise DownloadError(

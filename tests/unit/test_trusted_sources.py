@@ -145,3 +145,16 @@ async def test_several_liars_and_no_honest_source_are_all_named(tmp_path: Path) 
         f" peer c3c3c3c3 offers manifest {worse.manifest_hash[:12]}…); not using them"
     )
     assert peers.asked == []
+
+
+@pytest.mark.anyio
+async def test_a_name_or_hash_with_line_breaks_stays_on_one_line(tmp_path: Path) -> None:
+    good = manifest(tmp_path, 1)
+    peers = Holders()
+    peers.add(LIAR1, "evil\nERROR: forged", good)
+    peers.peers[LIAR1].games["aurora"] = GameInfo("aurora", "1.0", 1, "ab\ncd" + "0" * 20)
+    with pytest.raises(DownloadError) as refused:
+        await agreed_sources(peers, "aurora", "1.0", good.manifest_hash)
+    assert str(refused.value).startswith(
+        "peer evil?ERROR: forged (b2b2b2b2) offers aurora 1.0 with manifest ab?cd0000000…,"
+    )
