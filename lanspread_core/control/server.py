@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 import anyio
 import anyio.abc
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import QuicServer
 from aioquic.quic.events import (
     ConnectionTerminated,
     QuicEvent,
@@ -33,6 +32,8 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from lanspread_core.control.admission import CappedQuicServer
+from lanspread_core.control.budget import FrameBudget, Ledger
 from lanspread_core.control.config import (
     IDLE_TIMEOUT,
     MAX_STREAMS_PER_CONNECTION,
@@ -92,9 +93,13 @@ async def serve_control(
     *,
     max_streams_per_connection: int = MAX_STREAMS_PER_CONNECTION,
     idle_timeout: float = IDLE_TIMEOUT,
+    budget: FrameBudget | None = None,
     task_status: anyio.abc.TaskStatus[ControlEndpoint] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the control plane on UDP ``host:port`` until cancelled.
+
+    Requests in flight hold bytes of ``budget`` (:mod:`.budget`), and new
+    connections are capped per address and in all (:mod:`.admission`).
 
     Reports the bound :class:`ControlEndpoint` through ``task_status`` once
     listening. ``handler`` is awaited once per request, each in its own task;
@@ -114,14 +119,17 @@ async def serve_control(
         return True
 
     create_protocol = partial(
-        _ServerProtocol, submit=submit, max_streams=max_streams_per_connection
+        _ServerProtocol,
+        submit=submit,
+        max_streams=max_streams_per_connection,
+        budget=budget or FrameBudget(),
     )
     loop = asyncio.get_running_loop()
     # aioquic's serve() does exactly this but keeps the transport private; the
     # transport is where the bound port (for port 0) can be read.
     try:
         transport, server = await loop.create_datagram_endpoint(
-            lambda: QuicServer(configuration=configuration, create_protocol=create_protocol),
+            lambda: CappedQuicServer(configuration=configuration, create_protocol=create_protocol),
             local_addr=(host, port),
         )
     except OSError as exc:
@@ -220,9 +228,15 @@ class _ServerProtocol(QuicConnectionProtocol):
     """One client connection: turns streams into jobs and jobs' replies into streams."""
 
     def __init__(
-        self, *args: Any, submit: Callable[[_Job], bool], max_streams: int, **kwargs: Any
+        self,
+        *args: Any,
+        submit: Callable[[_Job], bool],
+        max_streams: int,
+        budget: FrameBudget,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._ledger = Ledger(budget, self._expire)
         ask_for_client_certificate(self._quic)
         self._submit = submit
         self._max_streams = max_streams
@@ -237,10 +251,12 @@ class _ServerProtocol(QuicConnectionProtocol):
         elif isinstance(event, StreamReset | StopSendingReceived):
             # The client gave up on this request (or finished a rejected one).
             self._inbound.pop(event.stream_id, None)
+            self._ledger.release(event.stream_id)
             self._cancel_job(event.stream_id)
         elif isinstance(event, ConnectionTerminated):
             self._terminated = True
             self._inbound.clear()
+            self._ledger.release_all()
             for stream_id in list(self._jobs):
                 self._cancel_job(stream_id)
 
@@ -255,6 +271,7 @@ class _ServerProtocol(QuicConnectionProtocol):
 
     def detach(self, stream_id: int) -> None:
         self._jobs.pop(stream_id, None)
+        self._ledger.release(stream_id)
 
     def send_reply(self, stream_id: int, data: bytes) -> None:
         if self._terminated:
@@ -287,6 +304,10 @@ class _ServerProtocol(QuicConnectionProtocol):
             if event.end_stream:
                 del self._inbound[stream_id]
             return
+        over = self._ledger.add(stream_id, len(event.data))
+        if over is not None:
+            self._reject(stream_id, state, Error.of("busy", over), event.end_stream)
+            return
         try:
             payload = state.frame.feed(event.data, event.end_stream)
         except WireError as exc:
@@ -294,6 +315,7 @@ class _ServerProtocol(QuicConnectionProtocol):
             return
         if payload is None:
             return
+        self._ledger.complete(stream_id)
         del self._inbound[stream_id]
         self._jobs[stream_id] = None
         if not self._submit(_Job(self, stream_id, payload, self._remote())):
@@ -302,12 +324,20 @@ class _ServerProtocol(QuicConnectionProtocol):
     def _reject(self, stream_id: int, state: _Inbound, error: Error, ended: bool) -> None:
         log.debug("rejecting stream %d from %s: %s", stream_id, self._remote(), error.message)
         self.send_reply(stream_id, encode_message(error))
+        self._ledger.release(stream_id)
         if ended:
             self._inbound.pop(stream_id, None)
         else:
             state.rejected = True
             state.frame = OneFrame("request", max_frame=0)  # drop what it held
             self._stop(stream_id)
+
+    def _expire(self, stream_id: int) -> None:
+        """The stream did not complete its request within the deadline."""
+        state = self._inbound.get(stream_id)
+        if state is not None and not state.rejected:
+            why = "the request did not arrive whole within the stream deadline"
+            self._reject(stream_id, state, Error.of("timeout", why), False)
 
     def _stop(self, stream_id: int) -> None:
         try:

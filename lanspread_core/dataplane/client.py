@@ -181,7 +181,9 @@ class DataConnection:
         A stream-install is always the last grant on its connection, so the
         connection is spent: its frames
         (:mod:`~lanspread_core.wire.streamframes`) are read from the socket
-        returned, with a plain ``timeout`` per read, and the owner closes it.
+        returned, which keeps its short receive timeout (:data:`POLL_INTERVAL`)
+        so the reader can look at ``cancel`` while the sender is silent; the
+        owner closes it.
 
         :raises SourceRefused: the source answered with a refusal.
         :raises SourceFailed: a stall, or the connection ended first.
@@ -193,7 +195,6 @@ class DataConnection:
             _Stream(self._sock, self.peer, cancel, self.timeout).read_status()
         finally:
             self.outstanding -= 1
-        self._sock.settimeout(self.timeout)
         return self._sock
 
     def close(self) -> None:

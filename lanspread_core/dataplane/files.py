@@ -16,6 +16,12 @@ reserved name, not ``version.ini``), and every directory is entered without
 following a link (:func:`~lanspread_core.system.portable.folder_beneath`), so a
 symlink planted anywhere in the game root cannot redirect a write outside it.
 
+A game may hold more files than a process may have open (10,000 files
+against the common limit of 1,024), so only the :data:`MAX_OPEN` most recently
+written stay open: every file is created and sized up front and closed, and
+a write reopens its file (again without following a link) when it has been
+evicted. Chunks are planned in order, so writes cluster and reopening is rare.
+
 Blocking throughout: create it and remove a payload in a worker thread.
 """
 
@@ -26,6 +32,7 @@ import errno
 import os
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -34,29 +41,45 @@ from lanspread_core.library.layout import UnsafeDownloadPath, download_path
 from lanspread_core.library.manifest import Manifest
 from lanspread_core.system.portable import Folder, folder_beneath, pwrite
 
+#: Files of one download open at once (a file being written is never closed).
+MAX_OPEN = 128
+
 
 class DownloadFiles:
-    """Every file of ``manifest`` under ``root``, open for :meth:`pwrite`.
+    """Every file of ``manifest`` under ``root``, sized, written by :meth:`pwrite`.
+
+    At most ``max_open`` files are open at once, plus any being written.
 
     :raises UnsafeDownloadPath: a path is unsafe or runs through a symlink.
     :raises DiskWriteError: a file cannot be created or sized (full disk,
         read-only, a folder in the way).
     """
 
-    def __init__(self, root: Path, manifest: Manifest) -> None:
+    def __init__(self, root: Path, manifest: Manifest, *, max_open: int = MAX_OPEN) -> None:
         self.root = root
         self.manifest = manifest
         self._sizes = {f.path: f.size for f in manifest.files}
-        self._fds: dict[str, int] = {}
+        #: open files, least recently written first: path -> [fd, writes in flight]
+        self._fds: OrderedDict[str, list[int]] = OrderedDict()
+        self._max_open = max(1, max_open)
         self._cond = threading.Condition()
         self._writing = 0
         self._closed = False
         try:
             for entry in manifest.files:
-                self._fds[entry.path] = self._open(entry.path, entry.size)
+                fd = self._open(entry.path, entry.size)
+                with self._cond:
+                    self._fds[entry.path] = [fd, 0]
+                    self._evict()
         except BaseException:
             self.close()
             raise
+
+    @property
+    def open_count(self) -> int:
+        """Files open now."""
+        with self._cond:
+            return len(self._fds)
 
     # ---------------------------------------------------------------- writes
     def pwrite(self, path: str, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -75,15 +98,23 @@ class DownloadFiles:
         with self._cond:
             if self._closed:
                 raise DiskWriteError(f"the download files of {self.root.name} are closed")
-            fd = self._fds[path]
+            entry = self._fds.get(path)
+            if entry is None:
+                entry = self._fds[path] = [self._reopen(path), 0]
+            else:
+                self._fds.move_to_end(path)
+            entry[1] += 1
             self._writing += 1
+            self._evict()
         try:
-            pwrite(fd, view, offset)
+            pwrite(entry[0], view, offset)
         except OSError as exc:
             raise DiskWriteError(f"cannot write {path} ({exc.strerror or exc})") from None
         finally:
             with self._cond:
+                entry[1] -= 1
                 self._writing -= 1
+                self._evict()
                 self._cond.notify_all()
 
     def close(self) -> None:
@@ -91,8 +122,8 @@ class DownloadFiles:
         with self._cond:
             self._closed = True
             self._cond.wait_for(lambda: self._writing == 0)
-            fds, self._fds = self._fds, {}
-        for fd in fds.values():
+            fds, self._fds = self._fds, OrderedDict()
+        for fd, _ in fds.values():
             os.close(fd)
 
     def remove_payload(self) -> None:
@@ -121,6 +152,28 @@ class DownloadFiles:
                         parent.rmdir(folder.name)
 
     # --------------------------------------------------------------- helpers
+    def _evict(self) -> None:
+        """Close the least recently written idle files past the bound (lock held)."""
+        if len(self._fds) <= self._max_open:
+            return
+        for path in [p for p, (_, busy) in self._fds.items() if not busy]:
+            if len(self._fds) <= self._max_open:
+                return
+            os.close(self._fds.pop(path)[0])
+
+    def _reopen(self, path: str) -> int:
+        """Open an evicted file again, as created: never following a link."""
+        rel = download_path(path)
+        try:
+            with folder_beneath(self.root, rel.parent, create=False) as folder:
+                fd = folder.open(rel.name, os.O_RDWR)
+        except OSError as exc:
+            raise _open_error(path, exc) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafeDownloadPath(f"{path!r} exists and is not a regular file")
+        return fd
+
     def _open(self, path: str, size: int) -> int:
         rel = download_path(path)
         try:

@@ -18,6 +18,14 @@ a cold disk cannot stall the control plane. Cancelling (a writer cancelling
 the game, or the server stopping) shuts the socket down from the loop, which
 wakes the thread at once with a broken pipe; a receiver that takes nothing
 for ``stall_timeout`` seconds ends the send the same way (a send timeout).
+
+Bounded and fair (issue 15): connections are capped per source, per peer and
+in all before a byte is read (:mod:`~lanspread_core.dataplane.admission`); a
+connection must send its first request within ``first_request_timeout``;
+send slots are shared fairly by peer (:mod:`~lanspread_core.dataplane.slots`);
+and a send whose receiver takes too little while others wait is cut
+(:mod:`~lanspread_core.dataplane.pace`). Refusals are logged once a minute
+per cause and source, never per connection.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ import logging
 import os
 import socket
 import stat
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,13 +48,23 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 
+from lanspread_core.dataplane.admission import Admission, ConnectionRefused, Ticket
 from lanspread_core.dataplane.errors import DataListenError, TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
+from lanspread_core.dataplane.pace import PACING, TICK, Pace, Pacing, TooSlow
+from lanspread_core.dataplane.slots import MAX_SENDS, FairSlots
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.library.layout import UnsafeDownloadPath, download_path
 from lanspread_core.system.faults import fault_once
 from lanspread_core.system.portable import folder_beneath, pread, sendfile, set_send_timeout
-from lanspread_core.wire.dataplane import REQUEST_MAX, REQUEST_TIMEOUT, encode_status, parse_request
+from lanspread_core.system.ratelog import OncePer
+from lanspread_core.wire.dataplane import (
+    FIRST_REQUEST_TIMEOUT,
+    REQUEST_MAX,
+    REQUEST_TIMEOUT,
+    encode_status,
+    parse_request,
+)
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.framing import FrameDecoder
 from lanspread_core.wire.messages import ByteRange
@@ -59,12 +78,14 @@ Resolve = Callable[[Grant], Path | Awaitable[Path]]
 #: a worker thread; returns the bytes sent. Provided by the runtime.
 StreamSender = Callable[[socket.socket, Path, Grant], int]
 
-#: Sends running at once (each holds a worker thread); more connections wait.
-MAX_CONCURRENT_SENDS = 32
+#: Sends running at once (each holds a worker thread); more wait, fairly by peer.
+MAX_CONCURRENT_SENDS = MAX_SENDS
 #: A receiver that accepts no byte for this long is dropped.
 STALL_TIMEOUT = 30.0
 _STATUS_TIMEOUT = 5.0
 _CORRUPT_SWITCH = "serve.corrupt_once"
+#: Files one send keeps open at once.
+_MAX_OPEN_PER_SEND = 16
 
 _T = TypeVar("_T")
 
@@ -86,7 +107,10 @@ async def serve_data(
     *,
     stall_timeout: float = STALL_TIMEOUT,
     request_timeout: float = REQUEST_TIMEOUT,
+    first_request_timeout: float = FIRST_REQUEST_TIMEOUT,
     max_sends: int = MAX_CONCURRENT_SENDS,
+    admission: Admission | None = None,
+    pacing: Pacing = PACING,
     stream: StreamSender | None = None,
     task_status: anyio.abc.TaskStatus[DataEndpoint] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -100,7 +124,16 @@ async def serve_data(
     """
     listener = _listen(host, port)
     ctx = _Context(
-        tokens, resolve, outbound, anyio.CapacityLimiter(max_sends), stall_timeout, stream
+        tokens,
+        resolve,
+        outbound,
+        anyio.CapacityLimiter(max_sends),
+        FairSlots(max_sends),
+        admission or Admission(),
+        stall_timeout,
+        (first_request_timeout, request_timeout),
+        pacing,
+        stream,
     )
     loop = asyncio.get_running_loop()
     try:
@@ -113,22 +146,52 @@ async def serve_data(
                 try:
                     conn, remote = await loop.sock_accept(listener)
                 except OSError as exc:  # out of fds, a connection reset before accept...
-                    log.warning("data plane accept failed: %s", exc)
+                    if ctx.said(("accept", exc.errno)):
+                        log.warning("data plane accept failed: %s (said once a minute)", exc)
                     await anyio.sleep(0.1)
                     continue
-                tg.start_soon(_serve_connection, conn, remote, ctx, request_timeout)
+                ticket = _admit(conn, str(remote[0]), ctx)
+                if ticket is not None:
+                    tg.start_soon(_serve_connection, conn, remote, replace(ctx, ticket=ticket))
     finally:
         listener.close()
 
 
 @dataclass(frozen=True)
 class _Context:
+    """The server's shared state; each connection gets a copy holding its ticket."""
+
     tokens: TransferTokens
     resolve: Resolve
     outbound: OutboundTransfers
     limiter: anyio.CapacityLimiter
+    slots: FairSlots
+    admission: Admission
     stall_timeout: float
+    #: seconds to the first request of a connection, and between later ones
+    timeouts: tuple[float, float]
+    pacing: Pacing = PACING
     stream: StreamSender | None = None
+    said: OncePer = field(default_factory=OncePer)
+    ticket: Ticket = field(default_factory=lambda: Ticket(""))
+
+    def contended(self) -> bool:
+        """Whether sends wait for a slot (read from sending threads)."""
+        return self.slots.waiting > 0
+
+
+def _admit(conn: socket.socket, address: str, ctx: _Context) -> Ticket | None:
+    """The connection's ticket, or None when it is over a cap: then it is told
+    ``busy`` without a wait and closed, before anything is read from it."""
+    try:
+        return ctx.admission.enter(address)
+    except ConnectionRefused as exc:
+        if ctx.said((exc.cause, address)):
+            log.warning("refused data connections from %s: %s (said once a minute)", address, exc)
+        with conn, contextlib.suppress(OSError):
+            conn.setblocking(False)
+            conn.send(encode_status(f"busy: {exc}"))
+        return None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -150,16 +213,20 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-async def _serve_connection(
-    conn: socket.socket, remote: tuple[Any, ...], ctx: _Context, request_timeout: float
-) -> None:
+async def _serve_connection(conn: socket.socket, remote: tuple[Any, ...], ctx: _Context) -> None:
     where = f"{remote[0]}:{remote[1]}"
+    who = ctx.ticket
     with conn:
         try:
-            await _serve(conn, where, ctx, request_timeout)
+            await _serve(conn, where, ctx)
         except TransferRefused as exc:
-            log.info("refused a transfer to %s: %s", where, exc)
+            cause = getattr(exc, "cause", str(exc)[:40])
+            if ctx.said((cause, who.peer_id or who.address)):
+                log.info("refused a transfer to %s: %s (said once a minute)", where, exc)
             await _send_status_quietly(conn, str(exc))
+        except TooSlow as exc:
+            if ctx.said(("slow", who.peer_id or who.address)):
+                log.info("cut a send to %s: %s (said once a minute)", where, exc)
         except WireError as exc:
             log.debug("bad data request from %s: %s", where, exc)
             await _send_status_quietly(conn, f"the request is malformed: {exc}")
@@ -168,39 +235,52 @@ async def _serve_connection(
         except Exception:  # a bug in one connection must not stop the server
             log.exception("data connection from %s failed", where)
             await _send_status_quietly(conn, "internal error on the serving peer")
+        finally:
+            ctx.admission.leave(who)
 
 
-async def _serve(conn: socket.socket, where: str, ctx: _Context, request_timeout: float) -> None:
+async def _serve(conn: socket.socket, where: str, ctx: _Context) -> None:
     """Answer the connection's requests one after another until it ends.
 
-    The first request must come within ``request_timeout`` of connecting;
-    each later one within ``request_timeout`` of the previous grant's last
-    byte, or the connection is closed quietly (the receiver reconnects).
+    The first request must come within the first of ``ctx.timeouts`` of
+    connecting; each later one within the second of the previous grant's
+    last byte, or the connection is closed quietly (the receiver
+    reconnects). The first token names the peer the connection counts for.
     A stream-install grant is always the last on its connection.
     """
     requests = _Requests(conn)
     first = True
     while True:
         conn.setblocking(False)  # the loop reads requests; a send left it blocking
-        with anyio.move_on_after(request_timeout) as idle:
+        timeout = ctx.timeouts[0] if first else ctx.timeouts[1]
+        with anyio.move_on_after(timeout) as idle:
             token = await requests.next()
         if idle.cancelled_caught:
             if first:
-                raise TimeoutError(f"no request within {request_timeout:g} s of connecting")
+                raise TimeoutError(f"no request within {timeout:g} s of connecting")
             return  # idle between grants: the receiver reconnects when it needs us again
         if token is None:
             if first:
                 raise TransferRefused("the connection ended before a request")
             return
         first = False
-        grant = ctx.tokens.redeem(token, host=where.rsplit(":", 1)[0])  # only its asker
-        if not await _serve_grant(conn, where, ctx, grant):
+        if not await _serve_grant(conn, where, ctx, ctx.tokens.redeem(token)):
             return
 
 
 async def _serve_grant(conn: socket.socket, where: str, ctx: _Context, grant: Grant) -> bool:
-    """Send one redeemed grant; whether the connection may carry another."""
-    async with ctx.outbound.register(grant.game_id, grant.peer_id) as transfer:
+    """Send one redeemed grant; whether the connection may carry another.
+
+    The first grant names the peer the connection counts for. The send slot
+    is taken first (waiting is fair by peer), the transfer registered second
+    and the game checked third: see :mod:`lanspread_core.dataplane.outbound`
+    for why in that order.
+    """
+    ctx.admission.identify(ctx.ticket, grant.peer_id)
+    async with (
+        ctx.slots.slot(grant.peer_id),
+        ctx.outbound.register(grant.game_id, grant.peer_id) as transfer,
+    ):
         # registered first, checked second: see lanspread_core.dataplane.outbound
         root = ctx.resolve(grant)
         if inspect.isawaitable(root):
@@ -217,7 +297,7 @@ async def _serve_grant(conn: socket.socket, where: str, ctx: _Context, grant: Gr
                 conn,
                 Path(root),
                 grant.ranges,
-                ctx.stall_timeout,
+                Pace(ctx.stall_timeout, ctx.contended, ctx.pacing),
                 transfer.on_sent,
             )
         sent = await _run_interruptible(send, partial(_shutdown, conn), ctx.limiter)
@@ -308,33 +388,35 @@ def _send_blocking(
     conn: socket.socket,
     root: Path,
     ranges: Sequence[ByteRange],
-    stall_timeout: float,
+    pace: Pace,
     on_sent: Callable[[int], None] = lambda n: None,
 ) -> int | None:
     """Check every range, send the status frame, then the ranges; bytes sent,
-    or None when a range was refused (the status frame says why)."""
-    _blocking(conn, stall_timeout)
+    or None when a range was refused (the status frame says why).
+
+    :raises TooSlow: the receiver stalled, or kept others waiting while
+        taking less than the minimum rate.
+    """
+    set_send_timeout(conn, TICK)  # wake to ask the pace whether to go on
     files = _OpenFiles(root)
     try:
         try:
             for r in ranges:
                 files.check(r)
         except TransferRefused as exc:
-            conn.sendall(encode_status(str(exc)))
+            _send_paced(conn, encode_status(str(exc)), pace)
             return None
-        conn.sendall(encode_status())
+        _send_paced(conn, encode_status(), pace)
         sent = 0
         for r in ranges:
             fd = files.fd(r.path)
             if r.length and fault_once(_CORRUPT_SWITCH):
-                _send_corrupted(conn, fd, r)
+                _send_corrupted(conn, fd, r, pace)
             else:
-                _sendfile(conn, fd, r)
+                _sendfile(conn, fd, r, pace)
             sent += r.length
             on_sent(r.length)
         return sent
-    except (BlockingIOError, TimeoutError):  # the send timeout, as either OS gives it
-        raise TimeoutError(f"the receiver took nothing for {stall_timeout:g} s") from None
     finally:
         files.close()
 
@@ -344,17 +426,35 @@ def _blocking(conn: socket.socket, stall_timeout: float) -> None:
     set_send_timeout(conn, stall_timeout)
 
 
-def _sendfile(conn: socket.socket, fd: int, r: ByteRange) -> None:
+def _sendfile(conn: socket.socket, fd: int, r: ByteRange, pace: Pace) -> None:
     offset, left = r.offset, r.length
     while left:
-        sent = sendfile(conn, fd, offset, left)
+        try:
+            sent = sendfile(conn, fd, offset, left)
+        except (BlockingIOError, TimeoutError):  # a tick without room, as either OS says it
+            pace.check()
+            continue
         if sent == 0:  # the file shrank under us: end early, the receiver sees it
             raise OSError(errno.EIO, f"{r.path} ended at {offset} while being sent")
         offset += sent
         left -= sent
+        pace.sent(sent)
+        pace.check()
 
 
-def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange) -> None:
+def _send_paced(conn: socket.socket, data: bytes | bytearray | memoryview, pace: Pace) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = conn.send(view)
+        except (BlockingIOError, TimeoutError):
+            pace.check()
+            continue
+        view = view[n:]
+        pace.sent(n)
+
+
+def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange, pace: Pace) -> None:
     data = bytearray()
     while len(data) < r.length:
         piece = pread(fd, r.length - len(data), r.offset + len(data))
@@ -365,22 +465,25 @@ def _send_corrupted(conn: socket.socket, fd: int, r: ByteRange) -> None:
     log.warning(
         "fault %s: sending %s at %d with one byte flipped", _CORRUPT_SWITCH, r.path, r.offset
     )
-    conn.sendall(data)
+    _send_paced(conn, data, pace)
 
 
 class _OpenFiles:
-    """The files of one transfer, opened once each without following any link."""
+    """The files of one transfer, opened without following any link; at most
+    :data:`_MAX_OPEN_PER_SEND` at once (a grant may name thousands of small
+    files), reopened when needed again."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._files: dict[str, tuple[int, int]] = {}  # path -> (fd, size)
+        self._sizes: dict[str, int] = {}
+        self._fds: OrderedDict[str, int] = OrderedDict()
 
     def check(self, r: ByteRange) -> None:
         """Open ``r.path`` if new and check the range lies inside it."""
-        entry = self._files.get(r.path)
-        if entry is None:
-            entry = self._files[r.path] = self._open(r.path)
-        size = entry[1]
+        size = self._sizes.get(r.path)
+        if size is None:
+            self.fd(r.path)
+            size = self._sizes[r.path]
         if r.offset + r.length > size:
             raise TransferRefused(
                 f"the range of {r.length} bytes at {r.offset} lies past the end "
@@ -388,7 +491,16 @@ class _OpenFiles:
             )
 
     def fd(self, path: str) -> int:
-        return self._files[path][0]
+        fd = self._fds.get(path)
+        if fd is not None:
+            self._fds.move_to_end(path)
+            return fd
+        fd, size = self._open(path)
+        self._sizes.setdefault(path, size)
+        self._fds[path] = fd
+        while len(self._fds) > _MAX_OPEN_PER_SEND:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
 
     def _open(self, path: str) -> tuple[int, int]:
         try:
@@ -407,9 +519,9 @@ class _OpenFiles:
         return fd, st.st_size
 
     def close(self) -> None:
-        for fd, _ in self._files.values():
+        for fd in self._fds.values():
             os.close(fd)
-        self._files.clear()
+        self._fds.clear()
 
 
 def _open_refusal(path: str, exc: OSError) -> str:

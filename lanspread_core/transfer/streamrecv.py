@@ -96,7 +96,7 @@ def receive_stream(
 
     :raises SourceRefused: the sender refused (no provider, an unsafe archive).
     """
-    reader = FrameReader(conn.open_stream(cancel=cancel))
+    reader = FrameReader(conn.open_stream(cancel=cancel), cancel=cancel, timeout=STREAM_TIMEOUT)
     kind, payload = reader.next()
     if kind != ENTRIES:
         raise StreamError("the stream did not start with its entry list")

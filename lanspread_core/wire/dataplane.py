@@ -21,8 +21,9 @@ the right to fetch them. A connection carries grants one after another:
    answers it the same way. The receiver may send it early, while the bytes
    of the previous grant are still arriving (pipelining: the link never
    idles between grants and TCP keeps its window). The server closes the
-   connection when no request arrives within :data:`REQUEST_TIMEOUT` seconds
-   of connecting or of a grant's last byte, and after a stream-install grant
+   connection when no request arrives within :data:`FIRST_REQUEST_TIMEOUT`
+   seconds of connecting or :data:`REQUEST_TIMEOUT` seconds of a grant's last
+   byte, and after a stream-install grant
    (:mod:`lanspread_core.streamframes`), which is always the last.
 6. The receiver may close at any moment to abort. A sender that cannot
    continue (the game became busy, its file shrank) closes early, so a
@@ -43,6 +44,9 @@ from lanspread_core.wire.messages import is_transfer_token
 REQUEST_MAX = 1024
 STATUS_MAX = 4096
 REQUEST_TIMEOUT = 10.0
+#: An honest receiver sends its request as it connects; an idle connection
+#: holds a descriptor for nothing, so it is closed this soon.
+FIRST_REQUEST_TIMEOUT = 3.0
 #: Characters of an error sentence sent in a status frame (UTF-8 and JSON
 #: escaping at most sextuple it, which stays well under STATUS_MAX).
 _MAX_ERROR_CHARS = 500

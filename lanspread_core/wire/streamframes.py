@@ -14,6 +14,9 @@ Anything else — an unknown type, a frame over its cap, a data frame outside a
 file, bytes past a file's declared size, a connection that ends before ``Z``,
 a JSON frame that is not an object or holds a field of the wrong type — ends
 the stream with :class:`StreamError`, so the receiver tries the next peer.
+So does a sender that sends nothing for :data:`STALL_TIMEOUT` seconds. The
+reader wakes every fraction of a second (the socket's receive timeout) to look
+at its ``cancel`` event, so a stop does not wait for a silent sender.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import threading
+import time
 from typing import Any, TypeVar
 
-from lanspread_core.errors import LanspreadError
+from lanspread_core.errors import Cancelled, LanspreadError
 
 ENTRIES, HEADER, DATA, FILE_END, END, ERROR = b"E", b"H", b"D", b"F", b"Z", b"X"
 MAX_DATA = 1 << 20
 MAX_JSON = 8 << 20
+#: Seconds a sender may send nothing before the stream fails.
+STALL_TIMEOUT = 30.0
 _HEAD = struct.Struct(">cI")
 T = TypeVar("T")
 
@@ -46,19 +53,42 @@ def json_frame(kind: bytes, obj: Any) -> bytes:
 
 
 class FrameReader:
-    """Reads frames from a blocking socket into one reusable buffer."""
+    """Reads frames from a blocking socket into one reusable buffer.
 
-    def __init__(self, sock: socket.socket) -> None:
+    Give the socket a short receive timeout: each time a read times out,
+    ``cancel`` is looked at and the stall clock compared with ``timeout``.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        cancel: threading.Event | None = None,
+        timeout: float = STALL_TIMEOUT,
+    ) -> None:
         self.sock = sock
+        self._cancel = cancel
+        self._timeout = timeout
         self._head = bytearray(_HEAD.size)
         self._buf = bytearray(MAX_DATA)
 
     def _fill(self, view: memoryview) -> None:
+        last = time.monotonic()
         while view:
-            n = self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+            try:
+                n = self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+            except (BlockingIOError, TimeoutError, InterruptedError):  # nothing this poll
+                n = -1
             if n == 0:
                 raise StreamError("the sender ended the stream early (truncated)")
-            view = view[n:]
+            if n > 0:
+                view = view[n:]
+                last = time.monotonic()
+                continue
+            if self._cancel is not None and self._cancel.is_set():
+                raise Cancelled("the stream-install was cancelled")
+            if time.monotonic() - last > self._timeout:
+                raise StreamError(f"the sender sent nothing for {self._timeout:g} s")
 
     def next(self) -> tuple[bytes, memoryview]:
         """The next frame's type and payload (valid until the next call)."""
