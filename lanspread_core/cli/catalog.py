@@ -50,7 +50,7 @@ from lanspread_core.library.catalogfile import (
     save_catalog,
     suggest_id,
 )
-from lanspread_core.library.manifest import CHUNK_SIZE
+from lanspread_core.library.manifest import chunk_size_for
 from lanspread_core.library.statedir import ENV_GAMES_DIR, default_games_dir
 from lanspread_core.library.versionini import VersionFileError
 
@@ -479,14 +479,14 @@ def _entry(root: Path, gid: str, title: str) -> CatalogGame | None:
     total = sum(os.lstat(p).st_size for p in layout.download_files(root))
     if total >= PLAIN_PROGRESS and not sys.stderr.isatty():  # a log has no bar to watch
         click.echo(f"hashing {gid} ({size(total)})", err=True)
-    calls = 0
+    calls, chunk = 0, chunk_size_for(total)  # the chunk size the manifest will take
     with progress_bar(f"hashing {gid}") as update:
 
         def tick() -> None:
             # build_manifest calls this once before each chunk it reads
             nonlocal calls
             calls += 1
-            update(min(calls * CHUNK_SIZE, total), total)
+            update(min(calls * chunk, total), total)
 
         try:
             return entry_for_root(root, gid, title, check=tick)

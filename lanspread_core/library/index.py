@@ -338,12 +338,14 @@ def scan_root(
             error = str(exc)
     try:
         if downloaded and version is not None and may_hash:
-            reuse = _reusable(fp, cached, store)
+            reuse, reuse_chunk_size = _reusable(fp, cached, store)
             # Only reading new bytes needs the hashing slot; a root whose files
             # are all known (say, local/ appeared) is rebuilt at once.
             slot = hash_slot if _needs_hashing(fp, reuse) else None
             with _hash_slot(slot, check):
-                manifest = build_manifest(root, check=check, reuse=reuse)
+                manifest = build_manifest(
+                    root, check=check, reuse=reuse, reuse_chunk_size=reuse_chunk_size
+                )
             store.put(manifest)
             digest, size = manifest.manifest_hash, manifest.total_size
         else:
@@ -365,19 +367,21 @@ def _needs_hashing(fp: Fingerprint, reuse: Mapping[str, FileEntry]) -> bool:
 
 def _reusable(
     fp: Fingerprint, cached: RootScan | None, store: ManifestStore
-) -> dict[str, FileEntry]:
-    """Root-level files whose fingerprint entry is unchanged keep their chunk hashes.
+) -> tuple[dict[str, FileEntry], int]:
+    """Root-level files whose fingerprint entry is unchanged keep their chunk
+    hashes, and the chunk size they were hashed with (which the new manifest
+    must also have for them to count).
 
     Deeper files have no fingerprint entry of their own, so they are always rehashed.
     """
     if cached is None or cached.manifest_hash is None or cached.fingerprint is None:
-        return {}
+        return {}, CHUNK_SIZE
     old = store.get(cached.manifest_hash)
-    if old is None or old.chunk_size != CHUNK_SIZE or old.algo != ALGO:
-        return {}
+    if old is None or old.algo != ALGO:
+        return {}, CHUNK_SIZE
     before = {e[0]: e for e in cached.fingerprint[1] if e[1] == "f"}
     unchanged = {e[0] for e in fp[1] if e[1] == "f" and before.get(e[0]) == e}
-    return {f.path: f for f in old.files if f.path in unchanged}
+    return {f.path: f for f in old.files if f.path in unchanged}, old.chunk_size
 
 
 class Library:

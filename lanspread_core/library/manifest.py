@@ -8,13 +8,20 @@ chunk, plus ``manifest_hash``: BLAKE3 over a canonical JSON encoding of
 manifest by majority; the per-chunk hashes let a downloader verify every chunk
 as it lands and refetch just a bad one.
 
-Chunk size: 4 MiB (:data:`CHUNK_SIZE`). It is the unit of verification, retry
-and scheduling across peers. At 1 Gbit/s one chunk is ~35 ms of transfer, so a
-failed chunk costs little to refetch and work spreads finely over peers, while
-per-chunk overhead (a hash call, a range, a queue slot) stays negligible. A
-4 MiB buffer is also where the ``blake3`` package's multithreaded hashing pays
-off. The cost is manifest size: ~67 bytes of JSON per chunk, about 1.7 MB for a
-100 GiB game, which the control plane's message cap must allow for.
+Chunk size: 4 MiB (:data:`CHUNK_SIZE`) for a game of 512 MiB or more, and
+down to 256 KiB for smaller ones, so that a game has about 128 chunks where it
+can (:func:`chunk_size_for`). It is the unit of verification, retry and
+scheduling across peers. At 1 Gbit/s one 4 MiB chunk is ~35 ms of transfer, so
+a failed chunk costs little to refetch and work spreads finely over peers,
+while per-chunk overhead (a hash call, a range, a queue slot) stays
+negligible. A 4 MiB buffer is also where the ``blake3`` package's
+multithreaded hashing pays off. The cost is manifest size: ~67 bytes of JSON
+per chunk, about 1.7 MB for a 100 GiB game, which the control plane's message
+cap must allow for. A smaller game gets smaller chunks because a swarm can
+pass a chunk on only once it is whole and verified: while a seed feeds N
+receivers at once, the first chunk anyone can re-serve lands after N chunks'
+worth of the seed's uplink, a delay that grows with the chunk size and that
+only a small game feels (docs/decisions.md, "Chunks sized to the game").
 
 Manifests come from the network, so :meth:`Manifest.from_json` trusts nothing:
 types, sizes, chunk counts, path safety, ordering and the hash are all checked,
@@ -38,6 +45,9 @@ from lanspread_core.errors import LanspreadError
 from lanspread_core.library import layout
 
 CHUNK_SIZE = 4 * 1024 * 1024
+#: The smallest chunk :func:`chunk_size_for` picks, and the chunks it aims at.
+MIN_AUTO_CHUNK_SIZE = 256 * 1024
+TARGET_CHUNKS = 128
 #: Bounds accepted from peers: tiny chunks would bloat manifests and plans,
 #: huge ones would force huge buffers on the verifying side.
 MIN_CHUNK_SIZE = 1024
@@ -173,13 +183,24 @@ def hash_chunk(algo: str, data: bytes | bytearray | memoryview) -> str:
     raise ManifestError(f"unknown hash algorithm {algo!r}")
 
 
+def chunk_size_for(total: int) -> int:
+    """The chunk size of a download of ``total`` bytes: the smallest power of
+    two of at least ``total / TARGET_CHUNKS``, from 256 KiB to 4 MiB."""
+    want = -(-total // TARGET_CHUNKS)
+    size = MIN_AUTO_CHUNK_SIZE
+    while size < want and size < CHUNK_SIZE:
+        size *= 2
+    return size
+
+
 def build_manifest(
     root: Path,
     *,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     algo: str = ALGO,
     check: Callable[[], None] | None = None,
     reuse: Mapping[str, FileEntry] | None = None,
+    reuse_chunk_size: int = CHUNK_SIZE,
 ) -> Manifest:
     """Hash the download of ``root`` (blocking: run it in a worker thread).
 
@@ -191,13 +212,26 @@ def build_manifest(
     not one per file per event. A file whose name cannot be a manifest path
     (not UTF-8, or not round-tripping as a safe relative path) raises
     :class:`ManifestError`, because peers could not ask for it.
+
+    Without ``chunk_size``, the size of the download picks it
+    (:func:`chunk_size_for`); ``reuse`` counts only when its entries were
+    hashed with that chunk size (``reuse_chunk_size``).
     """
+    paths = list(layout.download_files(root))
+    if chunk_size is None:
+        chunk_size = chunk_size_for(
+            sum(
+                p.stat().st_size for p in paths if p.relative_to(root).as_posix() != layout.SENTINEL
+            )
+        )
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ManifestError(f"chunk size {chunk_size} is out of range")
+    if reuse_chunk_size != chunk_size:
+        reuse = None
     buffer = bytearray(chunk_size)
     view = memoryview(buffer)
     files: list[FileEntry] = []
-    for path in layout.download_files(root):
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         if rel == layout.SENTINEL:
             continue

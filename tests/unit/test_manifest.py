@@ -11,11 +11,14 @@ import pytest
 
 from lanspread_core.library.manifest import (
     CHUNK_SIZE,
+    MIN_AUTO_CHUNK_SIZE,
+    TARGET_CHUNKS,
     FileEntry,
     Manifest,
     ManifestError,
     build_manifest,
     chunk_ranges,
+    chunk_size_for,
     hash_chunk,
 )
 
@@ -67,8 +70,19 @@ def test_chunking_edges(tmp_path: Path) -> None:
 def test_default_chunk_size_hashes_whole_small_file(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"a.eti": b"hello"})
     m = build_manifest(root)
-    assert m.chunk_size == CHUNK_SIZE and m.algo == "blake3"
+    assert m.chunk_size == MIN_AUTO_CHUNK_SIZE and m.algo == "blake3"
     assert m.files == (FileEntry("a.eti", 5, (b3(b"hello"),)),)
+
+
+def test_the_chunk_size_follows_the_size_of_the_game() -> None:
+    KiB, MiB, GiB = 1024, 1024 * 1024, 1024**3
+    assert chunk_size_for(0) == chunk_size_for(5) == chunk_size_for(32 * MiB) == 256 * KiB
+    assert chunk_size_for(48 * MiB) == 512 * KiB  # 96 chunks
+    assert chunk_size_for(128 * MiB) == 1 * MiB
+    assert chunk_size_for(512 * MiB) == chunk_size_for(50 * GiB) == CHUNK_SIZE
+    for size in (1, 10 * MiB + 1, 300 * MiB, 5 * GiB):
+        chunks = -(-size // chunk_size_for(size))
+        assert chunks <= TARGET_CHUNKS or chunk_size_for(size) == CHUNK_SIZE
 
 
 def test_excludes_sentinel_local_reserved_and_symlinks(tmp_path: Path) -> None:
@@ -125,8 +139,11 @@ def test_hash_depends_on_content_and_chunk_size(tmp_path: Path) -> None:
 def test_reuse_skips_hashing_of_known_files(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"a.eti": b"a", "b.eti": b"b"})
     fake = FileEntry("a.eti", 1, ("0" * 64,))
-    m = build_manifest(root, reuse={"a.eti": fake})
+    m = build_manifest(root, reuse={"a.eti": fake}, reuse_chunk_size=MIN_AUTO_CHUNK_SIZE)
     assert m.file("a.eti") is fake
+    # entries hashed with another chunk size are not taken
+    again = build_manifest(root, reuse={"a.eti": fake}, reuse_chunk_size=CHUNK_SIZE)
+    assert again.file("a.eti") != fake
     assert m.file("b.eti") == FileEntry("b.eti", 1, (b3(b"b"),))
 
 
