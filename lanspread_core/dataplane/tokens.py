@@ -5,9 +5,10 @@ is the token the control plane (authenticated per peer over QUIC) handed out
 in a ``TransferGrant``. A token is 128 random bits, bound to one game at one
 manifest hash, one requesting peer (proven by its key on the control plane),
 the address that peer asked from, and exactly the ranges it was issued for; it
-can be redeemed once, within its time to live, from that address only. Keeping it short-lived bounds how long a
-grant outlives the state it was checked against; the serving side checks
-eligibility again when the token is redeemed anyway.
+can be redeemed once, within its time to live, from that address only.
+Keeping it short-lived bounds how long a grant outlives the state it was
+checked against; the serving side checks eligibility again when the token is
+redeemed anyway.
 
 Everything here runs on the event loop (``OpenTransfer`` handler and data
 server alike), so there is no locking.
