@@ -198,7 +198,9 @@ def choose_manifest(
         if trusted not in votes:
             raise DownloadError("no peer offers the manifest the catalog trusts")
         digest, count = trusted, votes[trusted]
-    elif count * 2 <= voters:  # only answers vote: a silent peer is no "no"
+    elif count * 2 <= voters or [n for _, n in votes.most_common(2)].count(count) > 1:
+        # a strict majority of the machines that answered (a silent peer is no
+        # "no"), and no tie: a machine whose peers disagree backs both camps
         camps = "; ".join(
             f"{', '.join(sorted(p[:8] for p, m in manifests.items() if m.manifest_hash == h))}"
             f" {'holds' if n == 1 else 'hold'} manifest {h[:12]}"

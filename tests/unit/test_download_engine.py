@@ -300,6 +300,10 @@ def test_votes_count_per_machine_not_per_peer(tmp_path: Path) -> None:
     # counted per peer, the three would have won
     manifest, _ = choose_manifest(manifests, None)
     assert manifest.manifest_hash == bad.manifest_hash
+    # one machine whose peers disagree decides nothing
+    one = {"a": good, "b": good, "c": bad}
+    with pytest.raises(DownloadError, match="peers disagree"):
+        choose_manifest(one, None, dict.fromkeys(one, "127.0.0.1"))
 
 
 def test_a_silent_source_is_no_vote_against(tmp_path: Path) -> None:
