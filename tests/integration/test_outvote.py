@@ -49,18 +49,13 @@ def test_three_peers_on_one_machine_do_not_outvote_two_machines(tmp_path: Path) 
         raw[len(raw) // 2] ^= 0xFF
         archive.write_bytes(bytes(raw))
     with ExitStack() as stack:
-        honest = [
-            stack.enter_context(
-                PeerProc(tmp_path / f"h{i}", args=_on(f"127.0.0.{i + 1}"), catalog=catalog)
-            )
-            for i in (1, 2)
-        ]
-        rogues = [
-            stack.enter_context(
-                PeerProc(tmp_path / f"rogue{k}", args=_on("127.0.0.9"), catalog=catalog)
-            )
-            for k in range(3)
-        ]
+
+        def peer(name: str, address: str, *extra: str) -> PeerProc:
+            args = [*_on(address), *extra]
+            return stack.enter_context(PeerProc(tmp_path / name, args=args, catalog=catalog))
+
+        honest = [peer(f"h{i}", f"127.0.0.{i + 1}") for i in (1, 2)]
+        rogues = [peer(f"rogue{k}", "127.0.0.9") for k in range(3)]
         everyone = [a for p in [*honest, *rogues] for a in ("--peer", p.control)]
         guest = peer("guest", "127.0.0.5", *everyone)
         sources_of(guest, "borealis", 5)
