@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
@@ -19,6 +18,7 @@ import anyio
 
 from lanspread_core.errors import LanspreadError
 from lanspread_core.library.manifest import Manifest
+from lanspread_core.system.ratelog import OncePer
 from lanspread_core.wire.messages import GameInfo, GameManifest, GetGame, Message
 
 log = logging.getLogger(__name__)
@@ -240,9 +240,8 @@ async def agreed_sources(
     return manifest, [by_id[pid] for pid in agreeing]
 
 
-#: how long a refused source is not named again in the log (seconds)
-REFUSAL_LOG_INTERVAL = 60.0
-_refusals_logged: dict[tuple[str, str, str], float] = {}
+#: a refused source is named once a minute per peer, game and manifest
+_refusals_said = OncePer()
 
 
 def untrusted(peer: Source, game_id: str, version: str, digest: str) -> str:
@@ -266,15 +265,8 @@ def shown(text: str) -> str:
 def _log_refusal(peer: Source, game_id: str, digest: str, sentence: str) -> None:
     """Log ``sentence`` once a minute per peer, game and manifest (a download retried
     in a loop must not flood the log)."""
-    now = time.monotonic()
-    key = (peer.peer_id, game_id, digest)
-    if now - _refusals_logged.get(key, -REFUSAL_LOG_INTERVAL) < REFUSAL_LOG_INTERVAL:
-        return
-    if len(_refusals_logged) > 1024:  # bounded: forget the old ones
-        for old in [k for k, t in _refusals_logged.items() if now - t >= REFUSAL_LOG_INTERVAL]:
-            del _refusals_logged[old]
-    _refusals_logged[key] = now
-    log.warning("%s", sentence)
+    if _refusals_said((peer.peer_id, game_id, digest)):
+        log.warning("%s", sentence)
 
 
 async def trusted_sources(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lanspread_core.library.manifest import Manifest, build_manifest
+from lanspread_core.system.ratelog import OncePer
 from lanspread_core.transfer import sources as sources_module
 from lanspread_core.transfer.sources import DownloadError, Source, agreed_sources
 from lanspread_core.wire.messages import GameInfo, GameManifest, GetGame, Message
@@ -73,8 +74,8 @@ def manifest(tmp_path: Path, seed: int) -> Manifest:
 
 
 @pytest.fixture(autouse=True)
-def fresh_log_limit() -> None:
-    sources_module._refusals_logged.clear()
+def fresh_log_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources_module, "_refusals_said", OncePer())
 
 
 HONEST, LIAR1, LIAR2 = "a1" * 16, "b2" * 16, "c3" * 16
