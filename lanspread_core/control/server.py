@@ -236,7 +236,7 @@ class _ServerProtocol(QuicConnectionProtocol):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._ledger = Ledger(budget, self._expire)
+        self._ledger = Ledger(budget, self._refuse)
         ask_for_client_certificate(self._quic)
         self._submit = submit
         self._max_streams = max_streams
@@ -256,7 +256,7 @@ class _ServerProtocol(QuicConnectionProtocol):
         elif isinstance(event, ConnectionTerminated):
             self._terminated = True
             self._inbound.clear()
-            self._ledger.release_all()
+            self._ledger.close()
             for stream_id in list(self._jobs):
                 self._cancel_job(stream_id)
 
@@ -332,12 +332,11 @@ class _ServerProtocol(QuicConnectionProtocol):
             state.frame = OneFrame("request", max_frame=0)  # drop what it held
             self._stop(stream_id)
 
-    def _expire(self, stream_id: int) -> None:
-        """The stream did not complete its request within the deadline."""
+    def _refuse(self, stream_id: int, code: str, why: str) -> None:
+        """The budget refuses a stream still receiving (too slow, or too big)."""
         state = self._inbound.get(stream_id)
         if state is not None and not state.rejected:
-            why = "the request did not arrive whole within the stream deadline"
-            self._reject(stream_id, state, Error.of("timeout", why), False)
+            self._reject(stream_id, state, Error.of(code, why), False)
 
     def _stop(self, stream_id: int) -> None:
         try:

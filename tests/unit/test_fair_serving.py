@@ -198,29 +198,32 @@ def test_a_refusal_is_said_once_per_interval_and_key() -> None:
 @pytest.mark.anyio
 async def test_the_frame_budget_bounds_each_connection_and_all() -> None:
     budget = FrameBudget(total=10, per_connection=6, deadline=60)
-    expired: list[int] = []
-    a, b = Ledger(budget, expired.append), Ledger(budget, expired.append)
+    refused: list[tuple[str, int, str]] = []
+    a = Ledger(budget, lambda sid, code, why: refused.append(("a", sid, code)))
+    b = Ledger(budget, lambda sid, code, why: refused.append(("b", sid, code)))
     assert a.add(0, 4) is None and a.add(4, 2) is None
     assert a.add(8, 1) is not None  # over this connection's share
-    assert b.add(0, 4) is None
-    assert b.add(4, 1) is not None  # over the total
-    a.release(0)
-    assert b.add(4, 1) is None and budget.used == 7
-    a.release_all()
-    b.release_all()
-    assert budget.used == 0
+    assert b.add(0, 3) is None and budget.used == 9
+    # over the total: the biggest unfinished stream anywhere makes room
+    assert b.add(4, 2) is None
+    assert refused == [("a", 0, "busy")] and budget.used == 7
+    # a stream that would itself be the biggest is the one refused
+    assert b.add(0, 5) is not None and budget.used == 7
+    a.close()
+    b.close()
+    assert budget.used == 0 and not budget.ledgers
 
 
 @pytest.mark.anyio
-async def test_a_stream_that_does_not_complete_in_time_expires() -> None:
+async def test_a_stream_that_does_not_complete_in_time_is_refused() -> None:
     budget = FrameBudget(deadline=0.05)
-    expired: list[int] = []
-    ledger = Ledger(budget, expired.append)
+    refused: list[tuple[int, str]] = []
+    ledger = Ledger(budget, lambda sid, code, why: refused.append((sid, code)))
     ledger.add(0, 10)
     ledger.add(4, 10)
     ledger.complete(4)
     await anyio.sleep(0.2)
-    assert expired == [0]
+    assert refused == [(0, "timeout")] and budget.used == 10
 
 
 # ------------------------------------------------------------------ open files
