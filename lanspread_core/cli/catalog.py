@@ -213,13 +213,30 @@ def add(
     help="Rename folders whose names are not game ids to the suggested ids (asks first).",
 )
 @click.option("--yes", is_flag=True, help="With --rename: rename without asking.")
+@click.option(
+    "--files",
+    is_flag=True,
+    help="Also record the hash of every file each game's archives unpack to (as for add).",
+)
+@provider_option
 @_catalog_option
-def scan(games_dir: Path | None, rename: bool, yes: bool, catalog: Path | None) -> None:
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    games_dir: Path | None,
+    rename: bool,
+    yes: bool,
+    files: bool,
+    provider: str,
+    catalog: Path | None,
+) -> None:
     """Add every game root in GAMES_DIR to the catalog, or refresh its entry.
 
     A folder whose name is not a game id gets a suggested id; --rename
     renames it (after a yes, or with --yes). Entries whose folder is gone are
-    kept and named. [GAMES_DIR default: the games dir setting]
+    kept and named. With --files every file's hash is recorded too (for a
+    game already listed without them as well). [GAMES_DIR default: the games
+    dir setting]
 
     Example: lanspread catalog scan ~/games --rename
     """
@@ -228,13 +245,21 @@ def scan(games_dir: Path | None, rename: bool, yes: bool, catalog: Path | None) 
         raise UsageError(f"games directory {games} does not exist")
     path = default_catalog(catalog, games).absolute()
     _need_folder(path)
+    hash_files = (lambda root, gid: _file_hashes(ctx, root, gid, provider)) if files else None
     with _Edits(path) as current:
-        tally = _scan_into(current, games, rename, yes)
+        tally = _scan_into(current, games, rename, yes, hash_files)
     click.echo(f"catalog {path}: {tally}")
 
 
-def _scan_into(current: _Edits, games: Path, rename: bool, yes: bool) -> _Tally:
-    """``catalog scan``'s work: each folder added, refreshed or named with what to do."""
+def _scan_into(
+    current: _Edits,
+    games: Path,
+    rename: bool,
+    yes: bool,
+    hash_files: Callable[[Path, str], dict[str, str] | None] | None = None,
+) -> _Tally:
+    """``catalog scan``'s work: each folder added, refreshed or named with what to do;
+    with ``hash_files``, every file's hash recorded too."""
     tally = _Tally()
     roots: dict[str, tuple[Path, str]] = {}
     renames: list[tuple[Path, str]] = []
@@ -260,15 +285,27 @@ def _scan_into(current: _Edits, games: Path, rename: bool, yes: bool) -> _Tally:
         if game is None:
             tally.attention += 1
             continue
-        if (
+        same = (
             old is not None
             and old.hashes.get("manifest") == game.hashes.get("manifest")
             and (old.version, old.size) == (game.version, game.size)
-        ):
+        )
+        if same and (hash_files is None or (old is not None and old.files)):
             tally.unchanged += 1
             continue
-        current.put(_keep(old, game))
-        if old is None:
+        kept = _keep(old, game)
+        if hash_files is not None:
+            hashed = hash_files(folder, gid)
+            if hashed is None:
+                tally.attention += 1
+                continue
+            kept = replace(kept, files=hashed)
+        current.put(kept)
+        if same:
+            tally.updated += 1
+            counted = plural(len(kept.files), "file")
+            click.echo(f"updated {gid}: the hashes of its {counted} recorded")
+        elif old is None:
             tally.added += 1
             click.echo(f"added {gid} {game.version} ({size(game.size)})")
         else:

@@ -75,3 +75,23 @@ def test_catalog_add_files_without_a_provider_for_the_archives_says_so(tmp_path:
     assert added.returncode != 0
     assert f"cannot hash the files of {games / GAME}: " in added.stderr, added.stderr
     assert not catalog.exists() or GAME not in catalog.read_text()
+
+
+def test_catalog_scan_files_records_hashes_also_for_games_listed_without_them(
+    tmp_path: Path,
+) -> None:
+    games, catalog = tmp_path / "games", tmp_path / "catalog.json"
+    create_set(games, "alpha", size=1 << 20)
+    first = invoke("catalog", "scan", games, "--catalog", catalog)
+    assert first.returncode == 0, first.stderr
+    assert '"files"' not in catalog.read_text()
+    hashed = invoke("catalog", "scan", games, "--files", "--catalog", catalog)
+    assert hashed.returncode == 0, hashed.stderr
+    assert f"updated {GAME}: the hashes of its " in hashed.stdout, hashed.stdout
+    entry = next(g for g in json.loads(catalog.read_text())["games"] if g["id"] == GAME)
+    where = ["--games-dir", games, "--catalog", catalog, "--state-dir", tmp_path / "state"]
+    installed = invoke("install", GAME, *where)
+    assert installed.returncode == 0, installed.stderr
+    assert entry["hashes"]["files"] == hashes_on_disk(games / GAME / "local")
+    again = invoke("catalog", "scan", games, "--files", "--catalog", catalog)
+    assert again.returncode == 0 and "2 unchanged" in again.stdout, again.stdout
