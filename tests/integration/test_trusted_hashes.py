@@ -239,9 +239,11 @@ def test_an_only_source_repeating_the_trusted_manifest_with_other_bytes_is_named
         assert "corrupt chunk" in failed["error"], failed
         root = c.games_dir / GAME
         assert not (root / "version.ini").exists()
-        # the honest first third of the archive verified: kept for a resume, not installed
-        assert {p.name for p in root.iterdir()} <= {a.name for a in root_archives(root)}
-        assert c.ok("get-game", game_id=GAME)["paused"], "verified chunks are kept"
+        # chunks of the honest first third that verified before the third corrupt one
+        # (the order is random) are kept for a resume, and nothing is installed
+        if root.exists():
+            assert {p.name for p in root.iterdir()} <= {a.name for a in root_archives(root)}
+            assert c.ok("get-game", game_id=GAME)["paused"], "verified chunks are kept"
 
 
 def test_a_repeating_liar_beside_an_honest_peer_is_struck_and_the_honest_bytes_installed(
