@@ -36,6 +36,7 @@ import errno
 import inspect
 import logging
 import os
+import select
 import socket
 import stat
 from collections import OrderedDict
@@ -152,7 +153,8 @@ async def serve_data(
                     continue
                 ticket = _admit(conn, str(remote[0]), ctx)
                 if ticket is not None:
-                    tg.start_soon(_serve_connection, conn, remote, replace(ctx, ticket=ticket))
+                    own = replace(ctx, ticket=ticket, lease=_Lease())
+                    tg.start_soon(_serve_connection, conn, remote, own)
     finally:
         listener.close()
 
@@ -174,10 +176,23 @@ class _Context:
     stream: StreamSender | None = None
     said: OncePer = field(default_factory=OncePer)
     ticket: Ticket = field(default_factory=lambda: Ticket(""))
+    lease: _Lease = field(default_factory=lambda: _Lease())
 
     def contended(self) -> bool:
         """Whether sends wait for a slot (read from sending threads)."""
         return self.slots.waiting > 0
+
+
+@dataclass
+class _Lease:
+    """The send slot a connection holds across grants, if any, and its requests."""
+
+    peer_id: str | None = None
+    requests: _Requests | None = None
+
+    def next_waiting(self) -> bool:
+        """Whether the connection's next request is already here (pipelined)."""
+        return self.requests is not None and self.requests.waiting()
 
 
 def _admit(conn: socket.socket, address: str, ctx: _Context) -> Ticket | None:
@@ -237,6 +252,8 @@ async def _serve_connection(conn: socket.socket, remote: tuple[Any, ...], ctx: _
             await _send_status_quietly(conn, "internal error on the serving peer")
         finally:
             ctx.admission.leave(who)
+            if ctx.lease.peer_id is not None:
+                ctx.slots.release(ctx.lease.peer_id)
 
 
 async def _serve(conn: socket.socket, where: str, ctx: _Context) -> None:
@@ -248,7 +265,7 @@ async def _serve(conn: socket.socket, where: str, ctx: _Context) -> None:
     reconnects). The first token names the peer the connection counts for.
     A stream-install grant is always the last on its connection.
     """
-    requests = _Requests(conn)
+    requests = ctx.lease.requests = _Requests(conn)
     first = True
     while True:
         conn.setblocking(False)  # the loop reads requests; a send left it blocking
@@ -264,8 +281,7 @@ async def _serve(conn: socket.socket, where: str, ctx: _Context) -> None:
                 raise TransferRefused("the connection ended before a request")
             return
         first = False
-        grant = ctx.tokens.redeem(token, host=where.rsplit(":", 1)[0])  # only its asker
-        if not await _serve_grant(conn, where, ctx, grant):
+        if not await _serve_grant(conn, where, ctx, ctx.tokens.redeem(token)):
             return
 
 
@@ -278,10 +294,23 @@ async def _serve_grant(conn: socket.socket, where: str, ctx: _Context, grant: Gr
     for why in that order.
     """
     ctx.admission.identify(ctx.ticket, grant.peer_id)
-    async with (
-        ctx.slots.slot(grant.peer_id),
-        ctx.outbound.register(grant.game_id, grant.peer_id) as transfer,
-    ):
+    lease = ctx.lease
+    if lease.peer_id != grant.peer_id:
+        if lease.peer_id is not None:
+            ctx.slots.release(lease.peer_id)
+            lease.peer_id = None
+        await ctx.slots.acquire(grant.peer_id)
+        lease.peer_id = grant.peer_id
+    more = await _send_grant(conn, where, ctx, grant)
+    if not (more and lease.next_waiting() and ctx.slots.may_keep(grant.peer_id)):
+        ctx.slots.release(grant.peer_id)
+        lease.peer_id = None
+    return more
+
+
+async def _send_grant(conn: socket.socket, where: str, ctx: _Context, grant: Grant) -> bool:
+    """Send ``grant`` in a worker thread, holding a slot; whether more may follow."""
+    async with ctx.outbound.register(grant.game_id, grant.peer_id) as transfer:
         # registered first, checked second: see lanspread_core.dataplane.outbound
         root = ctx.resolve(grant)
         if inspect.isawaitable(root):
@@ -316,6 +345,16 @@ class _Requests:
         self._conn = conn
         self._decoder = FrameDecoder(max_frame=REQUEST_MAX)
         self._frames: list[bytes] = []
+
+    def waiting(self) -> bool:
+        """Whether a request (or some of one) is here already, without waiting."""
+        if self._frames or self._decoder.buffered:
+            return True
+        try:
+            readable, _, _ = select.select([self._conn], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
 
     async def next(self) -> str | None:
         """The next token, or None when the receiver closed between requests.

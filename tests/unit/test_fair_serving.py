@@ -118,6 +118,18 @@ async def test_a_peer_over_its_share_waits_while_a_slot_is_free() -> None:
     assert slots.held(SLOW) == slots.held(FAST) == 0
 
 
+@pytest.mark.anyio
+async def test_a_peer_between_two_grants_still_counts_for_a_while() -> None:
+    clock = Clock()
+    slots = FairSlots(4, recent=2.0, clock=clock)
+    async with slots.slot(FAST):
+        pass
+    # FAST released its slot an instant ago: SLOW may take only its half
+    assert slots.share() == 2
+    clock.now += 2.5
+    assert slots.share() == 4
+
+
 # ------------------------------------------------------------------ pace
 
 
