@@ -124,10 +124,11 @@ async def test_a_peer_between_two_grants_still_counts_for_a_while() -> None:
     slots = FairSlots(4, recent=2.0, clock=clock)
     async with slots.slot(FAST):
         pass
-    # FAST released its slot an instant ago: SLOW may take only its half
-    assert slots.share() == 2
-    clock.now += 2.5
-    assert slots.share() == 4
+    async with slots.slot(SLOW):
+        # FAST released its slot an instant ago: SLOW may hold only its half
+        assert slots.share() == 2
+        clock.now += 2.5
+        assert slots.share() == 4
 
 
 # ------------------------------------------------------------------ pace
