@@ -129,6 +129,7 @@ class RequestHandlers:
     async def ping(self, ping: Ping, remote: Remote) -> Message:
         known = self.peer.sync.table.get(ping.peer_id)
         if known is not None:
+            self.peer.sync.pushed(known, ping)
             self.peer.sync.announced(known, ping.library_rev, ping.library_digest)
             self.peer.sync.party_offered(known, ping.party_key, ping.party_seq)
         served = self.peer.served

@@ -243,6 +243,7 @@ class PeerRuntime:
             party_advert=lambda: self.catalogs.advert(),
             party_offered=lambda peer, key, seq: self.catalogs.offered(peer, key, seq),
             party_document=lambda: self.catalogs.document(),
+            library_delta=self.served.delta,
         )
         self._open_games_dir(self.config.games_dir)
         for note in await anyio.to_thread.run_sync(self.tx.recover):

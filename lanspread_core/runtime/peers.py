@@ -35,6 +35,8 @@ class RemotePeer:
     undelivered: int = 0
     #: until then (monotonic) its announcements are ignored: it misbehaved
     ignored_until: float = 0.0
+    #: the revision of our library our last ping that it answered carried (-1: none)
+    told_rev: int = -1
 
     def seen(self) -> None:
         self.last_seen = time.monotonic()

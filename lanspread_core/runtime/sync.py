@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 GOODBYE_TIMEOUT = 0.5
 #: peers whose last library is kept after they left, for when they come back
 REMEMBERED = 64
+#: a ping carries the library changes since the peer last heard of it when they
+#: touch at most this many games (a downloading peer's have-map: one)
+PUSH_MAX_GAMES = 16
 #: what to do about peers that speak different protocol versions
 SAME_VERSION = "every peer of a party needs the same lanspread version"
 CONNECT_TIMEOUT = 5.0
@@ -95,6 +98,7 @@ class PeerSync:
         party_advert: Callable[[], tuple[str, int]] = lambda: ("", 0),
         party_offered: Callable[[RemotePeer, str, int], None] = lambda _peer, _key, _seq: None,
         party_document: Callable[[], dict[str, Any] | None] = lambda: None,
+        library_delta: Callable[[int], LibraryDelta | LibrarySnapshot] | None = None,
     ) -> None:
         self._self_id = self_id
         self.pool = pool
@@ -103,6 +107,8 @@ class PeerSync:
         self._greeting = greeting
         self._library_rev = library_rev
         self._library_digest = library_digest
+        #: our library's changes since a revision, to carry small ones in pings
+        self._library_delta = library_delta
         #: whether the local catalog names a game; other games are not kept
         self._in_catalog = in_catalog
         #: the party catalog pings advertise, and who to tell of one a peer advertises
@@ -385,25 +391,70 @@ class PeerSync:
             self._spawn(self._ping, peer)
 
     async def _ping(self, peer: RemotePeer) -> None:
+        rev = self._library_rev()
+        since, changed, removed = self._changes_for(peer, rev)
+        ping = Ping(
+            self._self_id,
+            rev,
+            self._library_digest(),
+            *self.party_advert(),
+            changes_from=since,
+            changed=changed,
+            removed=removed,
+        )
         try:
             reply = await self.pool.request(
                 peer.host,
                 peer.port,
-                Ping(
-                    self._self_id,
-                    self._library_rev(),
-                    self._library_digest(),
-                    *self.party_advert(),
-                ),
+                ping,
                 timeout=max(1.0, self.ping_interval),
                 expect=peer.peer_id,
             )
         except (LanspreadError, OSError):
             return
         peer.seen()
+        peer.told_rev = max(peer.told_rev, rev)
         if isinstance(reply, Pong):
             self.announced(peer, reply.library_rev, reply.library_digest)
             self.party_offered(peer, reply.party_key, reply.party_seq)
+
+    def _changes_for(
+        self, peer: RemotePeer, rev: int
+    ) -> tuple[int, tuple[GameInfo, ...], tuple[str, ...]]:
+        """What changed in our library since the revision ``peer`` last heard of,
+        when that is a small delta (:data:`PUSH_MAX_GAMES` games at most); else
+        nothing, and the peer asks with GetDelta as it would anyway."""
+        since = peer.told_rev
+        if self._library_delta is None or not 0 <= since < rev:
+            return 0, (), ()
+        delta = self._library_delta(since)
+        if not isinstance(delta, LibraryDelta) or delta.to_rev != rev:
+            return 0, (), ()
+        changed = (*delta.added, *delta.updated)
+        if not changed and not delta.removed or len(changed) > PUSH_MAX_GAMES:
+            return 0, (), ()
+        return since, changed, delta.removed
+
+    def pushed(self, peer: RemotePeer, ping: Ping) -> None:
+        """Apply the changes a ping carries when our copy of ``peer``'s library
+        is where they start and no fetch of it is running; else nothing (the
+        ping's revision then makes :meth:`announced` fetch as before)."""
+        if not ping.changed and not ping.removed:
+            return
+        if (
+            peer.library_rev < 0
+            or peer.library_rev != ping.changes_from
+            or ping.library_rev <= ping.changes_from
+            or peer.peer_id in self._syncing
+            or time.monotonic() < peer.ignored_until
+        ):
+            return
+        delta = LibraryDelta(
+            peer.peer_id, ping.changes_from, ping.library_rev, (), ping.changed, ping.removed
+        )
+        if peer.apply(delta, self._in_catalog):
+            peer.announced_rev = max(peer.announced_rev, peer.library_rev)
+            self._publish(PeerLibrary(peer.peer_id, peer.library_rev, "delta", sorted(peer.games)))
 
     async def liveness(self) -> None:
         """Ping idle peers; forget the ones silent past the stale timeout (a service)."""

@@ -431,6 +431,13 @@ class Ping(Message):
     #: the party catalog the sender holds: its key and seq ("" and 0: none)
     party_key: PartyKey = ""
     party_seq: NonNegative = 0
+    #: what changed in the sender's library since ``changes_from``, when it is
+    #: small (a downloading peer's have-maps): the games added or updated and the
+    #: ids removed. A peer whose copy is at ``changes_from`` applies it and needs
+    #: no GetDelta; any other asks as before. Nothing changed: both empty.
+    changes_from: NonNegative = 0
+    changed: tuple[GameInfo, ...] = ()
+    removed: tuple[Name, ...] = ()
 
 
 @register

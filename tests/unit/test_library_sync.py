@@ -16,7 +16,7 @@ import pytest
 from lanspread_core.control.errors import PeerUnreachable
 from lanspread_core.events import Event, PeerJoined, PeerLibrary
 from lanspread_core.library.manifest import Manifest, build_manifest
-from lanspread_core.library.served import digest
+from lanspread_core.library.served import ServedLibrary, digest
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.transfer.sources import ManifestCache, Source, agreed_sources
 from lanspread_core.wire.messages import (
@@ -31,6 +31,7 @@ from lanspread_core.wire.messages import (
     LibraryDelta,
     LibrarySnapshot,
     Message,
+    Ping,
 )
 
 ME, OTHER = "a" * 32, "b" * 32
@@ -116,6 +117,54 @@ async def test_a_matching_digest_skips_the_sync(sync) -> None:
 
 
 @pytest.mark.anyio
+async def test_changes_a_ping_carries_are_applied_without_a_fetch(sync) -> None:
+    peers, pool, events = sync
+    peer = peers.register(hello(3, "x"), "10.0.0.2", 6000, "in")
+    await settle()
+    assert [type(r) for r in pool.requests] == [GetSnapshot] and peer.library_rev == 3
+    have = GameInfo("aurora", "1.0", 10, "h1", "AQ==")  # a have-map changed
+    ping = Ping(OTHER, 4, "", changes_from=3, changed=(have,))
+    peers.pushed(peer, ping)
+    peers.announced(peer, ping.library_rev, ping.library_digest)
+    await settle()
+    assert len(pool.requests) == 1  # no GetDelta
+    assert peer.library_rev == 4 and peer.games["aurora"] == have
+    assert events[-1] == PeerLibrary(OTHER, 4, "delta", ["aurora", "borealis"])
+    # changes from a revision our copy is not at are not applied: fetched as before
+    skipped = Ping(OTHER, 6, "", changes_from=5, changed=(GameInfo("aurora", "1.0", 10, "h1"),))
+    peers.pushed(peer, skipped)
+    assert peer.library_rev == 4 and peer.games["aurora"] == have
+    peers.announced(peer, skipped.library_rev, skipped.library_digest)
+    await settle()
+    assert [type(r) for r in pool.requests] == [GetSnapshot, GetDelta]
+
+
+@pytest.mark.anyio
+async def test_a_ping_carries_the_changes_since_the_peer_last_heard() -> None:
+    served = ServedLibrary(ME)
+    peers = PeerSync(
+        ME,
+        Pool(),  # type: ignore[arg-type]
+        lambda _e: None,
+        lambda cls: cls(ME, PROTO_VER, 0, "", (), 0, "me", 0),
+        lambda: served.rev,
+        ping_interval=1.0,
+        stale_timeout=5.0,
+        library_delta=served.delta,
+    )
+    async with anyio.create_task_group() as tg:
+        peers.attach(tg)
+        peer = peers.register(hello(3, "x"), "10.0.0.2", 6000, "in")
+        tg.cancel_scope.cancel()
+    served.set_partial("aurora", GameInfo("aurora", "1.0", 10, "h1", "AQ=="))
+    assert peers._changes_for(peer, served.rev) == (0, (), ())  # it heard of nothing yet
+    peer.told_rev = served.rev
+    partial = GameInfo("aurora", "1.0", 10, "h1", "Aw==")
+    served.set_partial("aurora", partial)
+    assert peers._changes_for(peer, served.rev) == (served.rev - 1, (partial,), ())
+
+
+@pytest.mark.anyio
 async def test_a_peer_that_comes_back_unchanged_gets_its_library_back(sync) -> None:
     peers, pool, events = sync
     listing = digest(dict((g.id, g) for g in GAMES))
@@ -177,7 +226,8 @@ class Holders:
     def __init__(self, manifests: dict[str, Manifest]) -> None:
         self.manifests = manifests
         self.asked: list[str] = []
-        self.peers = {pid: Holder(pid) for pid in manifests}
+        # each on a machine of its own: votes count per machine
+        self.peers = {pid: Holder(pid, f"10.0.0.{i + 1}") for i, pid in enumerate(manifests)}
         for pid, m in manifests.items():
             self.list(pid, m)
 
