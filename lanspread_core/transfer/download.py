@@ -79,10 +79,12 @@ from lanspread_core.transfer.sources import (
     PeerAccess,
     Source,
     agreed_sources,
+    shown,
 )
 from lanspread_core.wire import havemap
 from lanspread_core.wire.errors import WireError
 from lanspread_core.wire.messages import TAKEN, ByteRange, OpenTransfer, TransferGrant
+from lanspread_core.wire.schema import clip
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +409,9 @@ class Download:
         if planner.fatal:
             return DownloadError(planner.fatal)
         if not planner.live_sources():
-            reasons = "; ".join(f"{pid[:8]}: {s.failed}" for pid, s in planner.sources.items())
+            reasons = "; ".join(
+                f"{self._who(pid)}: {s.failed}" for pid, s in planner.sources.items()
+            )
             return AllSourcesGone(f"every peer serving {self.job.game_id} is gone ({reasons})")
         starved = planner.starved()
         if not starved:
@@ -440,11 +444,15 @@ class Download:
         for pid, source in planner.sources.items():
             if not source.strikes:
                 continue
-            name = getattr(self._sources.get(pid), "name", "")
-            who = f"{pid[:8]} ({name})" if name else pid[:8]
             what = "a corrupt chunk" if source.strikes == 1 else f"{source.strikes} corrupt chunks"
-            named.append(f"{who} sent {what}")
+            named.append(f"{self._who(pid)} sent {what}")
         return ", ".join(named)
+
+    def _who(self, peer_id: str) -> str:
+        """A source as the user knows it: its id, and its name when it gave one
+        (on one line, however hostile the name)."""
+        name = shown(clip(getattr(self._sources.get(peer_id), "name", "") or ""))
+        return f"{peer_id[:8]} ({name})" if name else peer_id[:8]
 
     async def _stream(
         self, peer: Source, planner: Planner, receivers: anyio.CapacityLimiter
