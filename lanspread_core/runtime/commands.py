@@ -162,17 +162,23 @@ def games_view(rt: Peer) -> list[dict[str, Any]]:
     partial: dict[str, list[str]] = {}
     #: catalog games peers hold only at other versions: listed, with why (never vanish)
     elsewhere: set[str] = set()
+    #: catalog games peers offer only with another manifest than the catalog trusts
+    refused: set[str] = set()
     for peer in rt.sync.table.all():
         for gid, info in peer.games.items():
             cat = rt.catalog.get(gid)
             if cat is None or cat.version == info.version:
+                trusted = cat.hashes.get("manifest") if cat is not None else None
+                if trusted and info.manifest_hash != trusted:
+                    refused.add(gid)  # other bytes than the catalog trusts: no source
+                    continue
                 into = partial if info.partial else holders
                 into.setdefault(gid, []).append(peer.peer_id)
             else:
                 elsewhere.add(gid)
     view = []
     paused_ids = resume.paused_games(rt.state.game_dir(""))
-    ids = local.keys() | holders.keys() | partial.keys() | paused_ids | elsewhere
+    ids = local.keys() | holders.keys() | partial.keys() | paused_ids | elsewhere | refused
     for gid in sorted(ids):
         cat = rt.catalog.get(gid)
         entry = local.get(gid) or {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -99,6 +100,18 @@ def games(tmp_path: Path, game_sets: GameSets) -> Path:
     return catalog
 
 
+def knows(peer: PeerProc, *others: PeerProc, timeout: float = 10) -> None:
+    """Wait until ``peer`` has the library of each of ``others``, listing aurora."""
+    deadline = time.monotonic() + timeout
+    want = {o.peer_id for o in others}
+    while time.monotonic() < deadline:
+        held = {p["peer_id"] for p in peer.ok("peers")["peers"] if GAME in p["games"]}
+        if want <= held:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{GAME} never listed by {sorted(want)}")
+
+
 def test_a_lying_only_source_is_refused_by_name_and_nothing_is_written(
     tmp_path: Path, games: Path
 ) -> None:
@@ -109,7 +122,10 @@ def test_a_lying_only_source_is_refused_by_name_and_nothing_is_written(
         c = stack.enter_context(
             PeerProc(tmp_path / "c", args=[*LOOPBACK, "--peer", a.control], catalog=games)
         )
-        sources_of(c, GAME, 1)
+        knows(c, a)
+        # the liar's listing is known, and it is no source: not "Available from 1 peer"
+        listed = {g["id"]: g for g in c.ok("list-games")["games"]}
+        assert listed[GAME]["peers"] == [], listed[GAME]
         failed = c.call("download", game_id=GAME, wait=True, timeout=60)
         assert failed["kind"] == "error", failed
         error = failed["error"]
@@ -140,7 +156,8 @@ def test_with_an_honest_peer_the_honest_bytes_are_installed_and_the_liar_named(
                 catalog=games,
             )
         )
-        sources_of(c, GAME, 2)
+        knows(c, a, b)  # the liar is listed but no source: one peer serves the game
+        assert len({g["id"]: g for g in c.ok("list-games")["games"]}[GAME]["peers"]) == 1
         since = c.mark()
         result = c.ok("download", game_id=GAME, wait=True, timeout=120)
         sources = c.wait_event(lambda e: e["event"] == "download-sources", since=since)
