@@ -4,9 +4,7 @@ and ``agreed_sources``; the control plane is a recording stand-in."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +13,14 @@ import pytest
 
 from lanspread_core.control.errors import PeerUnreachable
 from lanspread_core.events import Event, PeerJoined, PeerLibrary
-from lanspread_core.library.manifest import Manifest, build_manifest
+from lanspread_core.library.manifest import Manifest
 from lanspread_core.library.served import ServedLibrary, digest
 from lanspread_core.runtime.sync import PeerSync
-from lanspread_core.transfer.sources import ManifestCache, Source, agreed_sources
+from lanspread_core.transfer.sources import ManifestCache, agreed_sources
 from lanspread_core.wire.messages import (
     PROTO_VER,
     GameInfo,
-    GameManifest,
     GetDelta,
-    GetGame,
     GetSnapshot,
     Hello,
     HelloAck,
@@ -33,6 +29,7 @@ from lanspread_core.wire.messages import (
     Message,
     Ping,
 )
+from support.holders import Holders, small_manifest
 
 ME, OTHER = "a" * 32, "b" * 32
 GAMES = (GameInfo("aurora", "1.0", 10, "h1"), GameInfo("borealis", "2.1.0", 20, "h2"))
@@ -212,62 +209,16 @@ async def test_an_address_change_updates_the_entry_not_a_second_one(sync) -> Non
 # -- manifests ----------------------------------------------------------------
 
 
-@dataclass
-class Holder:
-    peer_id: str
-    host: str = "127.0.0.1"
-    name: str = ""
-    games: dict[str, GameInfo] = field(default_factory=dict)
-
-
-class Holders:
-    """``PeerAccess`` over holders that answer GetGame with real manifests."""
-
-    def __init__(self, manifests: dict[str, Manifest]) -> None:
-        self.manifests = manifests
-        self.asked: list[str] = []
-        # each on a machine of its own: votes count per machine
-        self.peers = {pid: Holder(pid, f"10.0.0.{i + 1}") for i, pid in enumerate(manifests)}
-        for pid, m in manifests.items():
-            self.list(pid, m)
-
-    def list(self, pid: str, manifest: Manifest) -> None:
-        self.manifests[pid] = manifest
-        self.peers[pid].games["aurora"] = GameInfo(
-            "aurora", "1.0", manifest.total_size, manifest.manifest_hash
-        )
-
-    @property
-    def self_id(self) -> str:
-        return ME
-
-    def holders(self, game_id: str, version: str, *, partial: bool = False) -> list[Source]:
-        return list(self.peers.values())
-
-    def known(self) -> list[Source]:
-        return list(self.peers.values())
-
-    def is_present(self, peer_id: str) -> bool:
-        return True
-
-    async def request(self, peer: Source, message: Message, timeout: float) -> Message:
-        assert isinstance(message, GetGame)
-        self.asked.append(peer.peer_id)
-        return GameManifest("aurora", "1.0", self.manifests[peer.peer_id].to_json())
-
-
 def manifest(tmp_path: Path, seed: int) -> Manifest:
-    root = tmp_path / f"root{seed}"
-    root.mkdir()
-    (root / "a.eti").write_bytes(hashlib.sha256(str(seed).encode()).digest() * 100)
-    (root / "version.ini").write_text("1.0\n")
-    return build_manifest(root)
+    return small_manifest(tmp_path, seed)
 
 
 @pytest.mark.anyio
 async def test_a_repeated_download_does_not_fetch_every_manifest_again(tmp_path: Path) -> None:
     good, other = manifest(tmp_path, 1), manifest(tmp_path, 2)
-    peers = Holders({"p1" * 16: good, "p2" * 16: good, "p3" * 16: good})
+    peers = Holders(ME)
+    for pid in ("p1" * 16, "p2" * 16, "p3" * 16):
+        peers.add(pid, "", good)
     cache = ManifestCache()
     agreed, sources = await agreed_sources(peers, "aurora", "1.0", None, cache=cache)
     assert agreed.manifest_hash == good.manifest_hash and len(sources) == 3
@@ -276,7 +227,7 @@ async def test_a_repeated_download_does_not_fetch_every_manifest_again(tmp_path:
     agreed, sources = await agreed_sources(peers, "aurora", "1.0", None, cache=cache)
     assert peers.asked == [] and len(sources) == 3
     # a peer that now lists another manifest is asked again, and outvoted
-    peers.list("p3" * 16, other)
+    peers.add("p3" * 16, "", other)
     agreed, sources = await agreed_sources(peers, "aurora", "1.0", None, cache=cache)
     assert peers.asked == ["p3" * 16]
     assert agreed.manifest_hash == good.manifest_hash and len(sources) == 2

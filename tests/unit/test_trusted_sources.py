@@ -6,71 +6,22 @@ answers ``GetGame`` with what each holder would send.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from lanspread_core.library.manifest import Manifest, build_manifest
+from lanspread_core.library.manifest import Manifest
 from lanspread_core.system.ratelog import OncePer
 from lanspread_core.transfer import sources as sources_module
-from lanspread_core.transfer.sources import DownloadError, Source, agreed_sources
-from lanspread_core.wire.messages import GameInfo, GameManifest, GetGame, Message
+from lanspread_core.transfer.sources import DownloadError, agreed_sources
+from lanspread_core.wire.messages import GameInfo
+from support.holders import Holders, small_manifest
 
-ME = "e" * 32
-
-
-@dataclass
-class Holder:
-    peer_id: str
-    host: str
-    name: str = ""
-    games: dict[str, GameInfo] = field(default_factory=dict)
-
-
-class Holders:
-    """``PeerAccess`` over holders that list one manifest and may send another."""
-
-    def __init__(self) -> None:
-        self.peers: dict[str, Holder] = {}
-        self.sends: dict[str, Manifest] = {}
-        self.asked: list[str] = []
-
-    def add(self, pid: str, name: str, lists: Manifest, sends: Manifest | None = None) -> None:
-        host = f"10.0.0.{len(self.peers) + 1}"
-        self.peers[pid] = Holder(pid, host, name)
-        self.peers[pid].games["aurora"] = GameInfo(
-            "aurora", "1.0", lists.total_size, lists.manifest_hash
-        )
-        self.sends[pid] = sends or lists
-
-    @property
-    def self_id(self) -> str:
-        return ME
-
-    def holders(self, game_id: str, version: str, *, partial: bool = False) -> list[Source]:
-        return list(self.peers.values())
-
-    def known(self) -> list[Source]:
-        return list(self.peers.values())
-
-    def is_present(self, peer_id: str) -> bool:
-        return True
-
-    async def request(self, peer: Source, message: Message, timeout: float) -> Message:
-        assert isinstance(message, GetGame)
-        self.asked.append(peer.peer_id)
-        return GameManifest("aurora", "1.0", self.sends[peer.peer_id].to_json())
 
 
 def manifest(tmp_path: Path, seed: int) -> Manifest:
-    root = tmp_path / f"root{seed}"
-    root.mkdir()
-    (root / "a.eti").write_bytes(hashlib.sha256(str(seed).encode()).digest() * 100)
-    (root / "version.ini").write_text("1.0\n")
-    return build_manifest(root)
+    return small_manifest(tmp_path, seed)
 
 
 @pytest.fixture(autouse=True)
