@@ -19,7 +19,6 @@ from lanspread_core.wire.messages import GameInfo
 from support.holders import Holders, small_manifest
 
 
-
 def manifest(tmp_path: Path, seed: int) -> Manifest:
     return small_manifest(tmp_path, seed)
 
