@@ -27,6 +27,7 @@ import click
 from lanspread_core.cli.common import (
     LanspreadGroup,
     emit_json,
+    games_dir_option,
     progress_bar,
     provider_option,
     registry_of,
@@ -77,16 +78,6 @@ def _catalog_option(func: F) -> F:
     )(func)
 
 
-def _games_dir_option(func: F) -> F:
-    return click.option(
-        "--games-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar=ENV_GAMES_DIR,
-        show_envvar=True,
-        help=f"The folder holding one folder per game. [default: {default_games_dir()}]",
-    )(func)
-
-
 @click.group(cls=LanspreadGroup)
 def catalog() -> None:
     """Make and edit the catalog: which games you share, their names and versions.
@@ -99,7 +90,7 @@ def catalog() -> None:
 
 @catalog.command()
 @_catalog_option
-@_games_dir_option
+@games_dir_option
 def init(catalog: Path | None, games_dir: Path | None) -> None:
     """Make an empty catalog (an existing one is left alone).
 
@@ -133,7 +124,7 @@ def init(catalog: Path | None, games_dir: Path | None) -> None:
 )
 @provider_option
 @_catalog_option
-@_games_dir_option
+@games_dir_option
 @click.pass_context
 def add(
     ctx: click.Context,
@@ -323,7 +314,7 @@ def _scan_into(
 @catalog.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_catalog_option
-@_games_dir_option
+@games_dir_option
 def show(as_json: bool, catalog: Path | None, games_dir: Path | None) -> None:
     """List the catalog's games: id, version, size, trusted hash and name.
 
@@ -352,7 +343,7 @@ def show(as_json: bool, catalog: Path | None, games_dir: Path | None) -> None:
 @catalog.command()
 @click.argument("game_id", metavar="ID")
 @_catalog_option
-@_games_dir_option
+@games_dir_option
 def remove(game_id: str, catalog: Path | None, games_dir: Path | None) -> None:
     """Remove game ID from the catalog; its folder stays as it is.
 

@@ -128,12 +128,7 @@ def emit_json(data: Any) -> None:
 def library_options(func: F) -> F:
     """``--games-dir``, ``--catalog`` and ``--state-dir``, with env vars and defaults."""
     from lanspread_core.library.catalog import ENV_CATALOG
-    from lanspread_core.library.statedir import (
-        ENV_GAMES_DIR,
-        ENV_STATE_DIR,
-        default_games_dir,
-        default_state_dir,
-    )
+    from lanspread_core.library.statedir import ENV_STATE_DIR, default_state_dir
 
     func = _catalog_fallback(func)
     func = click.option(
@@ -151,6 +146,13 @@ def library_options(func: F) -> F:
         help="The catalog JSON file (games, names, versions)."
         " [default: <games dir>/catalog.json when it exists]",
     )(func)
+    return games_dir_option(func)
+
+
+def games_dir_option(func: F) -> F:
+    """``--games-dir`` (``LANSPREAD_GAMES_DIR``, or the settings, or the default)."""
+    from lanspread_core.library.statedir import ENV_GAMES_DIR, default_games_dir
+
     return click.option(
         "--games-dir",
         type=click.Path(file_okay=False, path_type=Path),
