@@ -28,7 +28,7 @@ from collections.abc import Callable
 Refuse = Callable[[int, str, str], None]
 
 #: Bytes of requests in flight across all connections.
-MAX_INFLIGHT_BYTES = 64_000_000
+MAX_INFLIGHT_BYTES = 48_000_000
 #: Bytes of requests in flight on one connection.
 MAX_INFLIGHT_PER_CONNECTION = 16_000_000
 #: Seconds from a request stream's first byte to its end.
