@@ -1,9 +1,9 @@
 """Attacks on a real ``lanspread peer``, played by rogue clients written against
 docs/protocol.md (:mod:`support.rogue`), each asserting the safe outcome.
 
-During 64 slow readers, a token flood, 1,100 idle data connections and many
-QUIC connections holding unfinished 8 MiB frames, an honest peer downloads a
-game from the victim: every byte verified, the tree identical. The victim's
+During 64 slow readers, a token flood, 1,100 idle data connections, many
+QUIC connections holding unfinished 8 MiB frames, and beside a sync-loop
+peer, an honest peer downloads a game from the victim: every byte verified, the tree identical. The victim's
 peak RSS stays under 200 MB through the QUIC memory attack, the victim's log
 names each refusal once (not once per connection), and a 10,000-file game
 downloads to a peer whose open-files limit is 1,024.
@@ -11,8 +11,8 @@ downloads to a peer whose open-files limit is 1,024.
 Other attacks of issue 15 have their own suites: the nested stdin line
 (``test_jsonl_input.py``), malformed and hostile frames
 (``test_hostile_inputs.py``, ``test_control_fuzz.py``), the stalled download
-(``test_download_bad_source.py``) and the sync-loop peer
-(``test_sync_loop_peer.py``).
+(``test_download_bad_source.py``); the sync-loop peer's own bound is in
+``test_sync_loop_peer.py``, and here a download completes beside it.
 
 Deadlines here only turn a hang into a failure; nothing is timed.
 """
@@ -23,8 +23,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import anyio
+import anyio.abc
+import anyio.from_thread
 import pytest
 
+from integration.test_sync_loop_peer import Rogue
+from lanspread_core.control.server import ControlEndpoint, serve_control
+from lanspread_core.runtime.sync import MISBEHAVING_AFTER, SYNC_ATTEMPTS
 from support.attacks import (
     MiB,
     attacking,
@@ -36,6 +42,7 @@ from support.attacks import (
 from support.cli import run_cli
 from support.gamesets import GameSets
 from support.peerproc import LOOPBACK, PeerProc, sources_of
+from support.rogue import ROGUE_HOST
 from support.trees import digest_tree
 
 GAME, DECOY = "borealis", "aurora"
@@ -174,3 +181,25 @@ def test_a_10000_file_game_downloads_under_a_1024_open_files_limit(tmp_path: Pat
             )
         )
         _download(c, a, game)
+
+
+def test_a_download_completes_beside_a_sync_loop_peer(tmp_path: Path, catalog: Path) -> None:
+    """The downloader also knows a peer that announces revisions it never serves
+    (``test_sync_loop_peer.py``'s rogue): its sync stays bounded and the
+    download is not held up."""
+    rogue = Rogue(tmp_path / "rogue")
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[ControlEndpoint]) -> None:
+        await serve_control(ROGUE_HOST, 0, rogue.identity, rogue.handle, task_status=task_status)
+
+    with anyio.from_thread.start_blocking_portal() as portal:
+        future, endpoint = portal.start_task(serve)
+        rogue.port = endpoint.port
+        with ExitStack() as stack:
+            a = stack.enter_context(PeerProc(tmp_path / "a", args=LOOPBACK, catalog=catalog))
+            args = [*LOOPBACK, "--peer", a.control, "--peer", f"{ROGUE_HOST}:{rogue.port}"]
+            c = stack.enter_context(PeerProc(tmp_path / "c", args=args, catalog=catalog))
+            _download(c, a)
+            assert rogue.syncs() > 0  # the rogue was in play
+            assert rogue.syncs() <= SYNC_ATTEMPTS * MISBEHAVING_AFTER + SYNC_ATTEMPTS
+        future.cancel()
