@@ -133,7 +133,7 @@ class RogueControl:
 
 @asynccontextmanager
 async def rogue_control(
-    identity: Identity, host: str, port: int, *, source: str = ROGUE_HOST
+    identity: Identity, host: str, port: int, *, source: str = ROGUE_HOST, timeout: float = 10
 ) -> AsyncIterator[RogueControl]:
     config = QuicConfiguration(
         alpn_protocols=["lanspread/1"], is_client=True, verify_mode=ssl.CERT_NONE
@@ -148,7 +148,7 @@ async def rogue_control(
     )
     try:
         protocol.connect((host, port))
-        await asyncio.wait_for(protocol.wait_connected(), 10)
+        await asyncio.wait_for(protocol.wait_connected(), timeout)
         yield RogueControl(protocol, identity)
     finally:
         protocol.close()
