@@ -3,9 +3,10 @@ docs/protocol.md (:mod:`support.rogue`), each asserting the safe outcome.
 
 During 64 slow readers, a token flood, 1,100 idle data connections, many
 QUIC connections holding unfinished 8 MiB frames, and beside a sync-loop
-peer, an honest peer downloads a game from the victim: every byte verified, the tree identical. The victim's
-peak RSS stays under 200 MB through the QUIC memory attack, the victim's log
-names each refusal once (not once per connection), and a 10,000-file game
+peer, an honest peer downloads a game from the victim: every byte verified,
+the tree identical. The victim's peak RSS stays under 200 MB through the
+QUIC memory attack, the victim's log names each refusal once (not once per
+connection), and a 10,000-file game
 downloads to a peer whose open-files limit is 1,024.
 
 Other attacks of issue 15 have their own suites: the nested stdin line
