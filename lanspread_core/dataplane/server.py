@@ -281,7 +281,8 @@ async def _serve(conn: socket.socket, where: str, ctx: _Context) -> None:
                 raise TransferRefused("the connection ended before a request")
             return
         first = False
-        if not await _serve_grant(conn, where, ctx, ctx.tokens.redeem(token)):
+        grant = ctx.tokens.redeem(token, host=where.rsplit(":", 1)[0])  # only its asker
+        if not await _serve_grant(conn, where, ctx, grant):
             return
 
 
