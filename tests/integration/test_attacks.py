@@ -32,6 +32,7 @@ import pytest
 from integration.test_sync_loop_peer import Rogue
 from lanspread_core.control.server import ControlEndpoint, serve_control
 from lanspread_core.runtime.sync import MISBEHAVING_AFTER, SYNC_ATTEMPTS
+from lanspread_core.system.portable import raise_open_files_limit
 from support.attacks import (
     MiB,
     attacking,
@@ -50,6 +51,8 @@ GAME, DECOY = "borealis", "aurora"
 #: a hang becomes a failure after this long
 DOWNLOAD_BOUND = 180.0
 RSS_LIMIT = 200_000_000
+#: open files the 1,100-connection test needs in its own process, with room to spare
+IDLE_NEEDS = 1100 + 300
 #: the common default limit of open files
 NOFILE_1024 = ["prlimit", "--nofile=1024:1024"]
 
@@ -134,6 +137,12 @@ def test_a_download_completes_during_a_token_flood(tmp_path: Path, catalog: Path
 def test_1100_idle_connections_starve_neither_downloads_nor_the_control_socket(
     tmp_path: Path, catalog: Path
 ) -> None:
+    limit = raise_open_files_limit()  # this process opens the 1,100 connections
+    if limit is not None and limit < IDLE_NEEDS:
+        pytest.skip(
+            f"this test opens 1,100 connections: it needs an open-files limit of {IDLE_NEEDS},"
+            f" and this user's hard limit is {limit} (raise it with ulimit -Hn as root)"
+        )
     with _victim_and_downloader(tmp_path, catalog, victim_prefix=NOFILE_1024) as (a, c):
         with attacking(idle_connections_attack(int(a.ready["data_port"]))) as opened:
             _download(c, a)

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from lanspread_core.system.portable import raise_open_files_limit
 from support.rogue import data_connect, rogue_control, rogue_identity, slow_reader
 
 MiB = 1 << 20
@@ -151,6 +152,8 @@ def token_flood_attack(
 def idle_connections_attack(data_port: int, count: int = 1100) -> Attack:
     """``count`` data connections that never send a request, reopened as the
     victim closes them. Ready once ``count`` were opened. Returns how many."""
+
+    raise_open_files_limit()  # the attacker holds the connections too
 
     async def attack(stop: threading.Event, ready: threading.Event) -> int:
         def hold() -> int:
