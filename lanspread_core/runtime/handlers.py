@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +32,7 @@ from lanspread_core.plugin.registry import Registry
 from lanspread_core.plugin.selection import choose
 from lanspread_core.runtime.swarm import Swarm
 from lanspread_core.runtime.sync import SAME_VERSION, PeerSync
+from lanspread_core.system.ratelog import OncePer
 from lanspread_core.transfer.streamsend import send_stream
 from lanspread_core.wire.messages import (
     PROTO_VER,
@@ -61,8 +61,6 @@ log = logging.getLogger(__name__)
 
 #: seconds a granted token may wait for its data connection
 TOKEN_TTL = 30.0
-#: a refusal is logged once per cause and peer in this many seconds
-REFUSAL_LOG_INTERVAL = 60.0
 
 Handler = Callable[[Any, Remote], Awaitable[Message]]
 
@@ -97,8 +95,8 @@ class RequestHandlers:
             StreamInstall: self.stream_install,
             Goodbye: self.goodbye,
         }
-        #: (cause, peer_id) -> when that refusal was last logged
-        self._refusals_logged: dict[tuple[str, str], float] = {}
+        #: a refusal is logged once a minute per (cause, peer_id)
+        self._refusals_said = OncePer()
 
     @property
     def _self_id(self) -> str:
@@ -226,16 +224,8 @@ class RequestHandlers:
         return TransferGrant(token, self.peer.config.data_port, TOKEN_TTL)
 
     def _log_refusal(self, cause: str, peer_id: str, why: str) -> None:
-        now = time.monotonic()
-        key = (cause, peer_id)
-        if now - self._refusals_logged.get(key, -REFUSAL_LOG_INTERVAL) < REFUSAL_LOG_INTERVAL:
-            return
-        if len(self._refusals_logged) > 1024:  # forget old ones: bounded, like the tokens
-            self._refusals_logged = {
-                k: t for k, t in self._refusals_logged.items() if now - t < REFUSAL_LOG_INTERVAL
-            }
-        self._refusals_logged[key] = now
-        log.warning("refused a transfer to %s: %s (said once a minute)", peer_id[:8], why)
+        if self._refusals_said((cause, peer_id)):
+            log.warning("refused a transfer to %s: %s (said once a minute)", peer_id[:8], why)
 
     async def goodbye(self, request: Goodbye, remote: Remote) -> Message:
         self.peer.sync.drop(request.peer_id, "goodbye")

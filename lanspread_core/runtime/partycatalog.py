@@ -21,7 +21,6 @@ a minute per cause and peer; the catalog held stays.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +40,7 @@ from lanspread_core.library.party import (
     write_signed,
 )
 from lanspread_core.library.statedir import StateDir
+from lanspread_core.system.ratelog import OncePer
 from lanspread_core.wire.messages import GetPartyCatalog, Message, PartyCatalog
 from lanspread_core.wire.schema import clip
 
@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 LOCAL_POLL = 2.0
 #: seconds a party catalog fetch may take (4 MiB on a LAN: well under one)
 FETCH_TIMEOUT = 10.0
-#: a refusal is logged once per cause and origin in this many seconds
-REFUSAL_LOG_INTERVAL = 60.0
 
 Stamp = tuple[int, int, int] | None
 
@@ -110,7 +108,8 @@ class Catalogs:
         self._stamp: Stamp = None
         self._lock = anyio.Lock()
         self._fetching = False
-        self._refusals_logged: dict[tuple[str, str], float] = {}
+        #: a refusal is logged once a minute per (cause, peer)
+        self._refusals_said = OncePer()
         self._request: Request | None = None
         self._spawn: Callable[..., object] | None = None
 
@@ -308,15 +307,8 @@ class Catalogs:
     def _refused(self, cause: str, origin: Offerer | None, why: str) -> PartyError:
         """Say a refusal once a minute per cause and origin; the error to raise."""
         who = "this machine" if origin is None else _who(origin)
-        now = time.monotonic()
-        key = (cause, origin.peer_id if origin is not None else "")
-        last = self._refusals_logged.get(key, -REFUSAL_LOG_INTERVAL)
-        if origin is None or now - last >= REFUSAL_LOG_INTERVAL:
-            if len(self._refusals_logged) > 1024:  # forget old ones: bounded
-                self._refusals_logged = {
-                    k: t for k, t in self._refusals_logged.items() if now - t < REFUSAL_LOG_INTERVAL
-                }
-            self._refusals_logged[key] = now
+        # a publish on this machine is always answered; a peer's, once a minute
+        if origin is None or self._refusals_said((cause, origin.peer_id)):
             log.warning("refused the party catalog of %s: %s (said once a minute)", who, why)
             self._publish(CatalogRefused(who, why))
         return PartyError(f"refused: {why}")
