@@ -244,6 +244,8 @@ class _ServerProtocol(QuicConnectionProtocol):
         # Streams handed to serve_control: None until its task has a scope.
         self._jobs: dict[int, anyio.CancelScope | None] = {}
         self._terminated = False
+        #: the peer id the client's key proved, read once the handshake is done
+        self._peer_id: str | None = None
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
@@ -352,7 +354,9 @@ class _ServerProtocol(QuicConnectionProtocol):
                 scope.cancel()
 
     def _remote(self) -> Remote:
-        peer_id = proven_peer_id(self._quic)
+        if self._peer_id is None:  # the key cannot change within a connection
+            self._peer_id = proven_peer_id(self._quic)
+        peer_id = self._peer_id
         addr = self._quic.get_peer_address()
         if addr is None:
             return Remote("", 0, peer_id)
