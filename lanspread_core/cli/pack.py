@@ -18,7 +18,7 @@ from types import FrameType
 import click
 
 from lanspread_core.archive.packer import Packer
-from lanspread_core.cli.common import emit_json, progress_bar, registry_of
+from lanspread_core.cli.common import emit_json, games_dir_option, progress_bar, registry_of
 from lanspread_core.cli.settings import default_catalog
 from lanspread_core.errors import LanspreadError, PluginError, UsageError, did_you_mean
 from lanspread_core.frontends.vocabulary import plural, rate, size
@@ -32,7 +32,7 @@ from lanspread_core.library.catalogfile import (
     suggest_id,
 )
 from lanspread_core.library.layout import LOCAL
-from lanspread_core.library.statedir import ENV_GAMES_DIR, default_games_dir
+from lanspread_core.library.statedir import default_games_dir
 from lanspread_core.library.versionini import parse_version
 from lanspread_core.plugin.registry import Registry
 
@@ -134,13 +134,7 @@ def _check_apart(source: Path, games: Path) -> None:
 @click.option(
     "--name", help="The name people see. [default: SOURCE's folder name, or the id for local/]"
 )
-@click.option(
-    "--games-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=ENV_GAMES_DIR,
-    show_envvar=True,
-    help=f"Where the game root is made. [default: {default_games_dir()}]",
-)
+@games_dir_option
 @click.option(
     "--catalog",
     type=click.Path(dir_okay=False, path_type=Path),
