@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _make_source(top: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def packed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+def packed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, dict]]:
     """(source, games dir of peer a, pack's JSON result)."""
     base = tmp_path_factory.mktemp("pack")
     source = _make_source(base / "My Game")
@@ -66,7 +67,8 @@ def packed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
         "pack", source, "--id", GAME, "--version", "1.0", "--games-dir", games,
         "--split-size", "100MB", "--json", check=True, timeout=600,
     )  # fmt: skip
-    return source, games, json.loads(proc.stdout)
+    yield source, games, json.loads(proc.stdout)
+    shutil.rmtree(base)  # 2 GiB: not left for pytest's clean-up at the end of the run
 
 
 def test_pack_splits_and_catalogs(packed: tuple[Path, Path, dict]) -> None:

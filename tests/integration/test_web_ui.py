@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -137,6 +138,8 @@ def party(tmp_path_factory: pytest.TempPathFactory, game_sets: Any) -> Iterator[
             yield party
         finally:
             browser.close()
+    for name in ("a", "b"):  # the games: only the screenshots are worth keeping
+        shutil.rmtree(root / name, ignore_errors=True)
 
 
 def _progress(card: Any) -> Any:
