@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -180,12 +181,18 @@ class RequestHandlers:
                 return Error.of(
                     "bad_range", f"{r.path} at {r.offset}+{r.length} is not in {game_id}"
                 )
-        taken = peer.swarm.seeding.claim(
+        claim = peer.swarm.seeding.claim(
             game_id, request.peer_id, request.ranges, lambda: len(chunk_ranges(manifest))
         )
-        if taken is not None:
-            return Error.of(TAKEN, taken)
-        return self._grant(game_id, request.peer_id, request.ranges, remote, info.manifest_hash)
+        if claim.why:
+            return Error.of(TAKEN, claim.why)
+        if len(claim.granted) == len(request.ranges):
+            return self._grant(game_id, request.peer_id, request.ranges, remote, info.manifest_hash)
+        part = tuple(request.ranges[k] for k in claim.granted)
+        grant = self._grant(game_id, request.peer_id, part, remote, info.manifest_hash)
+        if isinstance(grant, TransferGrant):
+            return replace(grant, granted=claim.granted, taken=claim.taken)
+        return grant
 
     async def stream_install(self, request: StreamInstall, remote: Remote) -> Message:
         peer = self.peer

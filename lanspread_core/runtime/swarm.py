@@ -41,6 +41,19 @@ class _Partial:
 #: how long a chunk sent to one peer counts as on its way to the crowd (seconds):
 #: a 4 MiB chunk from a seed shared eight ways takes ~3 s, then ~1 s to be listed
 TAKEN_FOR = 8.0
+#: chunks a seed sends one peer of a crowd per request
+CROWD_GRANT = 1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a seed sends one asker now: positions in the asked ranges."""
+
+    granted: tuple[int, ...]
+    #: went to another peer a moment ago: the asker fetches them from there
+    taken: tuple[int, ...]
+    #: why nothing is granted ("" when something is)
+    why: str = ""
 
 
 class Seeding:
@@ -56,24 +69,40 @@ class Seeding:
         peer_id: str,
         ranges: Sequence[ByteRange],
         chunks: Callable[[], int],
-    ) -> str | None:
-        """Record that ``peer_id`` gets ``ranges`` of ``game_id`` (``chunks()`` in all,
-        counted only when a range is taken); or why not: a range went to another
-        peer lately while others went to nobody."""
+    ) -> Claim:
+        """Which of ``ranges`` of ``game_id`` (``chunks()`` in all, counted only
+        when a range is taken) to send ``peer_id`` now, recorded as sent.
+
+        While chunks remain that nobody was sent lately, a range another peer
+        got lately is taken. When others take chunks too (a crowd), an asker
+        gets :data:`CROWD_GRANT` new chunks at a time: a long queue for one
+        peer would keep those chunks from the crowd while the uplink is shared,
+        where one at a time reaches a peer soonest and is passed on from there.
+        """
         now = time.monotonic()
         sent = self._sent.setdefault(game_id, {})
         for key in [k for k, (at, _) in sent.items() if now - at > self.taken_for]:
             del sent[key]
-        taken = [r for r in ranges if (hit := sent.get((r.path, r.offset))) and hit[1] != peer_id]
-        if taken and len(sent) < chunks():
-            r = taken[0]
-            return (
+        taken = tuple(
+            k
+            for k, r in enumerate(ranges)
+            if (hit := sent.get((r.path, r.offset))) and hit[1] != peer_id
+        )
+        if taken and len(sent) >= chunks():
+            taken = ()  # every chunk went out lately: copies are what is left to send
+        free = [k for k in range(len(ranges)) if k not in taken]
+        if any(who != peer_id for _, who in sent.values()):
+            free = free[:CROWD_GRANT]
+        if not free:
+            r = ranges[taken[0]]
+            why = (
                 f"{r.path} at {r.offset} went to another peer just now;"
                 " fetch it from there, or another chunk from here"
             )
-        for r in ranges:
-            sent[(r.path, r.offset)] = (now, peer_id)
-        return None
+            return Claim((), taken, why)
+        for k in free:
+            sent[(ranges[k].path, ranges[k].offset)] = (now, peer_id)
+        return Claim(tuple(free), taken)
 
 
 class Swarm:

@@ -607,6 +607,9 @@ class Download:
         jobs = [planner.chunks[i] for i in indices]
         try:
             grant = await self._open(peer, jobs)
+            if grant.granted or grant.taken:
+                indices = self._part(planner, peer.peer_id, indices, grant)
+                jobs = [planner.chunks[i] for i in indices]
             conn = await anyio.to_thread.run_sync(
                 partial(link.request, grant.data_port, grant.token, pipelined=pipelined)
             )
@@ -618,6 +621,26 @@ class Download:
             planner.unfinished(peer.peer_id, indices, counted=False)
             raise
         return _Batch(indices, jobs, conn)
+
+    @staticmethod
+    def _part(
+        planner: Planner, peer_id: str, indices: list[int], grant: TransferGrant
+    ) -> list[int]:
+        """The chunks a partial grant covers; the taken ones are left to the peers
+        that got them, the rest go back to be asked for again."""
+        granted, taken = grant.granted, grant.taken
+        n = len(indices)
+        if (
+            not granted
+            or list(granted) != sorted(set(granted))
+            or granted[-1] >= n
+            or any(k >= n or k in granted for k in taken)
+        ):
+            raise _Refused(f"{peer_id[:8]} granted positions that were not asked for")
+        planner.defer(peer_id, [indices[k] for k in taken], TAKEN_DEFER)
+        keep = [indices[k] for k in granted]
+        planner.unfinished(peer_id, [i for i in indices if i not in keep], counted=False)
+        return keep
 
     def _settle(self, planner: Planner, peer_id: str, results: list[tuple[int, bool]]) -> int:
         good = 0

@@ -42,6 +42,8 @@ MAX_COPIES = 2
 #: so a crowd starting together does not queue the whole game on the seed at once;
 #: the measured rate takes over after the first batch (a 1 Gbit link: ~2 batches)
 START_RATE = 4 * 1024 * 1024
+#: chunks in flight from a seed the crowd shares, one per batch (see _allowance)
+SEED_ALLOWANCE = 2
 #: weight of the newest measurement in the moving average
 ALPHA = 0.5
 
@@ -191,14 +193,13 @@ class Planner:
             return []
         target = source.rate * BATCH_SECONDS
         cap = min(MAX_BATCH, self._fair_share(source), room)
+        if self._seeding_a_crowd(source):
+            cap = 1
         batch = self._rarest(source, cap, target)
         # end-game only at the very end: while chunks wait for a holder, an idle
         # stream of a partial source duplicating others' work would only burn uplinks;
         # and never on a seed the crowd shares (its uplink carries the new chunks)
-        seeding_a_crowd = source.have is None and any(
-            s.have is not None for s in self.live_sources()
-        )
-        if not batch and endgame and not self.pending and not seeding_a_crowd:
+        if not batch and endgame and not self.pending and not self._seeding_a_crowd(source):
             batch = self._endgame(peer_id)
         for index in batch:
             self.in_flight.setdefault(index, set()).add(peer_id)
@@ -246,6 +247,10 @@ class Planner:
         self.pending = deque(i for i in self.pending if i not in taken and i not in self.done)
         return batch
 
+    def _seeding_a_crowd(self, source: Source) -> bool:
+        """``source`` holds the whole game and others download it too."""
+        return source.have is None and any(s.have is not None for s in self.live_sources())
+
     def _allowance(self, source: Source) -> int:
         """How many chunks may be in flight from ``source`` at once, over all its
         streams: what it delivers in two batch periods (one arriving, one asked
@@ -256,6 +261,8 @@ class Planner:
         not held back: 1 Gbit allows about 56 chunks."""
         if not source.measured:
             return 1
+        if self._seeding_a_crowd(source):
+            return SEED_ALLOWANCE
         chunk = self.chunks[0].length if self.chunks else 1
         return max(1, math.ceil(2 * source.rate * BATCH_SECONDS / max(1, chunk)))
 

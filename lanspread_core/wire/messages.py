@@ -29,8 +29,9 @@ from lanspread_core.wire.ids import is_peer_id
 from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, record
 
 #: 2: GameInfo carries a have-map (partial holders serve verified chunks);
-#: 3: peer ids are key hashes, proven by both ends of every control connection
-PROTO_VER = 3
+#: 3: peer ids are key hashes, proven by both ends of every control connection;
+#: 4: a grant may cover part of what was asked (TransferGrant.granted, .taken)
+PROTO_VER = 4
 _MAX_ERROR_TEXT = 500
 #: Ranges one :class:`OpenTransfer` may ask for: 16 GiB of 4 MiB chunks, far more
 #: than a planner batch, while bounding what one token makes the server hold.
@@ -88,6 +89,14 @@ RelPath = Annotated[
     Check(
         lambda v: 0 < len(v) <= MAX_PATH_LENGTH,
         f"a non-empty path of at most {MAX_PATH_LENGTH} characters",
+    ),
+]
+#: indices into an :class:`OpenTransfer`'s ranges
+Positions = Annotated[
+    tuple[NonNegative, ...],
+    Check(
+        lambda v: len(v) <= MAX_TRANSFER_RANGES,
+        f"an array of up to {MAX_TRANSFER_RANGES} positions",
     ),
 ]
 Seconds = Annotated[float, Check(lambda v: 0 <= v <= 86_400, "a number of seconds up to a day")]
@@ -284,11 +293,18 @@ class GameManifest(Message):
 @dataclass(frozen=True)
 class TransferGrant(Message):
     """The answer to :class:`OpenTransfer`: present ``token`` on the TCP data
-    port within ``expires_in`` seconds, once, to receive the ranges."""
+    port within ``expires_in`` seconds, once, to receive the ranges.
+
+    A peer seeding a crowd may grant part of what was asked: ``granted`` lists
+    the positions (in the request's ``ranges``, ascending) the token covers,
+    and ``taken`` those it sent another peer a moment ago (fetch them from
+    there). The rest may be asked for again. Both empty: every range."""
 
     token: Token
     data_port: Port
     expires_in: Seconds
+    granted: Positions = ()
+    taken: Positions = ()
 
 
 @register

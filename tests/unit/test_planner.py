@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lanspread_core.library.manifest import ChunkRange
+from lanspread_core.transfer.download import Download
 from lanspread_core.transfer.planner import MAX_ATTEMPTS, MAX_STRIKES, Planner
+from lanspread_core.transfer.sources import DownloadError
+from lanspread_core.wire.messages import TransferGrant
 
 MiB = 1024 * 1024
 
@@ -139,3 +144,41 @@ def test_an_unmeasured_source_has_one_chunk_in_flight_then_what_its_rate_allows(
     fast.chunk_ok("lan", 0)
     fast.sources["lan"].note(4 * MiB, 0.035)  # ~120 MB/s: a gigabit link
     assert len(fast.next_batch("lan")) > 8
+
+
+def test_a_seed_the_crowd_shares_sends_one_chunk_a_batch_two_in_flight() -> None:
+    plan = Planner(chunks(40), ["seed"], streams=2)
+    plan.add_source("p", frozenset({0}))
+    assert plan.next_batch("seed") == [1]  # unmeasured: one chunk, as alone
+    plan.chunk_ok("seed", 1)
+    plan.sources["seed"].note(4 * MiB, 0.035)  # fast: alone it would take many
+    assert len(plan.next_batch("seed")) == 1
+    assert len(plan.next_batch("seed")) == 1
+    assert plan.next_batch("seed") == []  # two in flight: the crowd gets the rest
+
+
+def _grant(granted: tuple[int, ...], taken: tuple[int, ...]) -> TransferGrant:
+    return TransferGrant("0" * 32, 7002, 30.0, granted, taken)
+
+
+def test_a_partial_grant_keeps_its_chunks_leaves_the_taken_and_returns_the_rest() -> None:
+    plan = Planner(chunks(10, size=MiB), ["seed"])
+    plan.sources["seed"].measured = True  # 4 MiB/s: batches of 4 chunks
+    asked = plan.next_batch("seed")
+    assert len(asked) >= 3
+    kept = Download._part(plan, "seed", asked[:3], _grant((1,), (0,)))
+    assert kept == [asked[1]] and plan.sources["seed"].busy == {asked[1], *asked[3:]}
+    # the taken chunk is not asked of the seed for a while; the other is pending again
+    assert ("seed", asked[0]) in plan.deferred and asked[2] in plan.pending
+
+
+@pytest.mark.parametrize(
+    ("granted", "taken"),
+    [((), (0,)), ((3,), ()), ((1, 1), ()), ((2, 1), ()), ((0,), (0,)), ((0,), (5,))],
+)
+def test_a_grant_naming_positions_not_asked_for_is_a_refusal(
+    granted: tuple[int, ...], taken: tuple[int, ...]
+) -> None:
+    plan = Planner(chunks(10), ["seed"])
+    with pytest.raises(DownloadError, match="not asked for"):
+        Download._part(plan, "seed", [0, 1, 2], _grant(granted, taken))

@@ -31,7 +31,7 @@ from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import Registry, load_registry
 from lanspread_core.runtime.handlers import RequestHandlers
-from lanspread_core.runtime.swarm import Swarm
+from lanspread_core.runtime.swarm import Claim, Seeding, Swarm
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.wire.messages import (
     PROTO_VER,
@@ -263,9 +263,46 @@ async def test_a_seed_sends_a_chunk_to_one_peer_of_a_crowd_while_others_are_unse
     assert isinstance(first, TransferGrant) and isinstance(again, TransferGrant)
     seeding = peer.swarm.seeding
     two = (ByteRange("g.eti", 0, 4), ByteRange("g.eti", 4, 4))
-    assert seeding.claim("g", OTHER, two[:1], chunks=lambda: 2) is None
-    assert seeding.claim("g", OTHER, two[:1], chunks=lambda: 2) is None  # the same peer may retry
+    assert seeding.claim("g", OTHER, two[:1], chunks=lambda: 2) == Claim((0,), ())
+    # the same peer may retry
+    assert seeding.claim("g", OTHER, two[:1], chunks=lambda: 2) == Claim((0,), ())
     taken = seeding.claim("g", third, two[:1], chunks=lambda: 2)
-    assert taken is not None and "went to another peer" in taken
-    assert seeding.claim("g", third, two[1:], chunks=lambda: 2) is None  # an unsent one instead
-    assert seeding.claim("g", "d" * 32, two[:1], chunks=lambda: 2) is None  # all sent: copies ok
+    assert taken.granted == () and taken.taken == (0,) and "went to another peer" in taken.why
+    # an unsent one instead
+    assert seeding.claim("g", third, two[1:], chunks=lambda: 2) == Claim((0,), ())
+    # all sent: copies are fine
+    assert seeding.claim("g", "d" * 32, two[:1], chunks=lambda: 2) == Claim((0,), ())
+
+
+def test_a_seed_grants_one_of_a_crowd_the_chunks_nobody_got_one_at_a_time() -> None:
+    seeding = Seeding()
+    five = tuple(ByteRange("g.eti", k * 4, 4) for k in range(5))
+    # alone: the whole request
+    assert seeding.claim("g", OTHER, five[:2], chunks=lambda: 5) == Claim((0, 1), ())
+    # one of a crowd: the first chunk nobody got lately; the taken ones named
+    third = "c" * 32
+    assert seeding.claim("g", third, five[1:4], chunks=lambda: 5) == Claim((1,), (0,))
+    # its own chunk is no taken one: asked again (a retry), it comes again
+    assert seeding.claim("g", third, five, chunks=lambda: 5) == Claim((2,), (0, 1))
+    assert seeding.claim("g", third, five[3:], chunks=lambda: 5) == Claim((0,), ())
+    # the asker's own chunks are not taken from it
+    assert seeding.claim("g", OTHER, five[:1], chunks=lambda: 5) == Claim((0,), ())
+    # one chunk left that nobody got: the taken ones are still kept for the crowd
+    assert seeding.claim("g", OTHER, five[2:], chunks=lambda: 5) == Claim((2,), (0, 1))
+
+
+@pytest.mark.anyio
+async def test_a_grant_to_one_of_a_crowd_covers_and_names_part_of_the_request(
+    serving,
+) -> None:
+    handlers, peer, _ = serving
+    manifest = await handlers.handle(GetGame(OTHER, "aurora"), REMOTE)
+    path = manifest.manifest["files"][0]["path"]  # type: ignore[union-attr]
+    thirds = tuple(ByteRange(path, k * 1000, 1000) for k in range(3))
+    alone = await handlers.handle(OpenTransfer(OTHER, "aurora", thirds[:1]), REMOTE)
+    assert isinstance(alone, TransferGrant) and (alone.granted, alone.taken) == ((), ())
+    crowd = await handlers.handle(OpenTransfer("c" * 32, "aurora", thirds[1:]), REMOTE)
+    assert isinstance(crowd, TransferGrant) and crowd.granted == (0,)
+    # the token covers the granted range alone
+    grant = peer.tokens.redeem(crowd.token, host=REMOTE.host)
+    assert grant.ranges == thirds[1:2]

@@ -71,6 +71,7 @@ SAMPLES: dict[str, Message] = {
         OpenTransfer(PID, "quake", RANGES),
         StreamInstall(PID, "quake"),
         TransferGrant(TOKEN, 7002, 30.0),
+        TransferGrant(TOKEN, 7002, 30.0, (1, 3), (0,)),
         Ack(),
         Error("not_found", "no game 'x' here"),
     ]
