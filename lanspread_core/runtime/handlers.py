@@ -168,7 +168,10 @@ class RequestHandlers:
             refusal = peer.swarm.refusal(game_id, request.ranges)
             if refusal is not None:
                 return Error.of("unavailable", refusal)
-            return self._grant(game_id, request.peer_id, request.ranges, remote, info.manifest_hash)
+            grant = self._grant(
+                game_id, request.peer_id, request.ranges, remote, info.manifest_hash
+            )
+            return replace(grant, have=info.have) if isinstance(grant, TransferGrant) else grant
         if info is None or peer.outbound.is_blocked(game_id) or peer.ops.kind_of(game_id):
             return Error.of("unavailable", f"{game_id} is not served by this peer now")
         manifest = await anyio.to_thread.run_sync(peer.library.manifest, game_id)

@@ -36,11 +36,17 @@ class _Partial:
     chunks: list[ChunkRange]
     by_start: dict[tuple[str, int], int]
     verified: frozenset[int] = field(default_factory=frozenset)
+    #: when its have-map was last announced (monotonic; 0: not yet)
+    announced: float = 0.0
 
 
 #: how long a chunk sent to one peer counts as on its way to the crowd (seconds):
 #: a 4 MiB chunk from a seed shared eight ways takes ~3 s, then ~1 s to be listed
 TAKEN_FOR = 8.0
+#: a downloading peer pings the others with its new chunks at most this often
+#: (seconds; the first at once): a ping to every peer costs each side QUIC work in
+#: Python, and its grants carry its have-map in between (TransferGrant.have)
+ANNOUNCE_EVERY = 0.5
 #: chunks a seed sends one peer of a crowd per request
 CROWD_GRANT = 1
 
@@ -142,7 +148,10 @@ class Swarm:
             havemap.encode(fetching - verified, n) if fetching else "",
         )
         if self._served.set_partial(game_id, info):
-            self._announce()
+            now = time.monotonic()
+            if not entry.announced or now - entry.announced >= ANNOUNCE_EVERY:
+                entry.announced = now
+                self._announce()
 
     def end(self, game_id: str) -> None:
         """The download stopped (finished, paused or failed): serve none of it now."""

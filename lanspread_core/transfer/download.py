@@ -17,7 +17,7 @@
 
 Swarming: sources are every peer that holds the agreed manifest, whole or
 partial (a peer downloading the same game lists the chunks it has verified).
-The set of sources and their have-maps are re-read twice a second, so a
+The set of sources and their have-maps are re-read ten times a second, so a
 peer that starts downloading after us becomes a source as soon as it holds
 something, and the planner takes each chunk rarest first. This download's own
 verified chunks are reported (``on_verified``) so the runtime can serve them.
@@ -97,7 +97,7 @@ STREAMS_PER_SOURCE = 2
 PIPELINE = 2
 SOURCE_TIMEOUT = 15.0
 #: how often the sources and their have-maps are re-read (swarming)
-REFRESH_INTERVAL = 0.5
+REFRESH_INTERVAL = 0.1
 #: back-off after a refusal: first and longest wait
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 2.0
@@ -185,6 +185,8 @@ class Download:
         self._refusing_since: dict[str, float] = {}
         self._starved_since: float | None = None
         self._sources: dict[str, Source] = {}
+        #: have-maps partial sources sent with their grants, by peer id
+        self._heard: dict[str, frozenset[int]] = {}
         self.files: DownloadFiles | None = None
         self.planner: Planner | None = None
         self._started = time.monotonic()
@@ -398,6 +400,9 @@ class Download:
         """New holders become sources; partial sources' have-maps grow (swarming)."""
         for peer in self.peers.holders(self.job.game_id, self.job.version, partial=True):
             have, fetching = self._offer(peer)
+            heard = self._heard.get(peer.peer_id)
+            if have is not None and heard:
+                have |= heard  # its grants told of these since its last ping
             if peer.peer_id not in planner.sources and (have is None or have):
                 join(peer, have)
             planner.set_have(peer.peer_id, have, fetching)
@@ -607,6 +612,8 @@ class Download:
         jobs = [planner.chunks[i] for i in indices]
         try:
             grant = await self._open(peer, jobs)
+            if grant.have:
+                self._heard_have(planner, peer.peer_id, grant.have)
             if grant.granted or grant.taken:
                 indices = self._part(planner, peer.peer_id, indices, grant)
                 jobs = [planner.chunks[i] for i in indices]
@@ -621,6 +628,18 @@ class Download:
             planner.unfinished(peer.peer_id, indices, counted=False)
             raise
         return _Batch(indices, jobs, conn)
+
+    def _heard_have(self, planner: Planner, peer_id: str, have: str) -> None:
+        """A partial source's have-map, sent with its grant: fresher than its last ping."""
+        try:
+            chunks = havemap.decode(have, len(self.chunks))
+        except WireError:
+            return
+        source = planner.sources.get(peer_id)
+        if chunks is None or source is None or source.have is None:
+            return
+        self._heard[peer_id] = chunks
+        planner.set_have(peer_id, source.have | chunks, source.fetching)
 
     @staticmethod
     def _part(

@@ -42,8 +42,10 @@ MAX_COPIES = 2
 #: so a crowd starting together does not queue the whole game on the seed at once;
 #: the measured rate takes over after the first batch (a 1 Gbit link: ~2 batches)
 START_RATE = 4 * 1024 * 1024
-#: chunks in flight from a seed the crowd shares, one per batch (see _allowance)
-SEED_ALLOWANCE = 2
+#: chunks in flight from a seed the crowd shares (see _allowance): each of a crowd
+#: asking for one at a time gets its chunk soonest (two each: 7.1 s against 6.8 s
+#: for eight receivers in the lab)
+SEED_ALLOWANCE = 1
 #: weight of the newest measurement in the moving average
 ALPHA = 0.5
 

@@ -30,7 +30,8 @@ from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, r
 
 #: 2: GameInfo carries a have-map (partial holders serve verified chunks);
 #: 3: peer ids are key hashes, proven by both ends of every control connection;
-#: 4: a grant may cover part of what was asked (TransferGrant.granted, .taken)
+#: 4: a grant may cover part of what was asked (TransferGrant.granted, .taken),
+#: and a partial holder's grant carries its have-map (TransferGrant.have)
 PROTO_VER = 4
 _MAX_ERROR_TEXT = 500
 #: Ranges one :class:`OpenTransfer` may ask for: 16 GiB of 4 MiB chunks, far more
@@ -298,13 +299,17 @@ class TransferGrant(Message):
     A peer seeding a crowd may grant part of what was asked: ``granted`` lists
     the positions (in the request's ``ranges``, ascending) the token covers,
     and ``taken`` those it sent another peer a moment ago (fetch them from
-    there). The rest may be asked for again. Both empty: every range."""
+    there). The rest may be asked for again. Both empty: every range.
+
+    A peer that is downloading the game itself sends its have-map in ``have``,
+    so its askers learn what it holds between its pings."""
 
     token: Token
     data_port: Port
     expires_in: Seconds
     granted: Positions = ()
     taken: Positions = ()
+    have: HaveMap = ""
 
 
 @register

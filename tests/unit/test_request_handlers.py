@@ -30,8 +30,9 @@ from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import Registry, load_registry
+from lanspread_core.runtime import swarm as swarm_module
 from lanspread_core.runtime.handlers import RequestHandlers
-from lanspread_core.runtime.swarm import Claim, Seeding, Swarm
+from lanspread_core.runtime.swarm import ANNOUNCE_EVERY, Claim, Seeding, Swarm
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.wire.messages import (
     PROTO_VER,
@@ -221,6 +222,7 @@ async def test_a_downloading_peer_grants_only_chunks_it_has_verified(
 
     grant = await handlers.handle(OpenTransfer(OTHER, "borealis", ranges((0, 4096))), REMOTE)
     assert isinstance(grant, TransferGrant)
+    assert grant.have == info.have  # what it holds, fresher than its last ping
     for bad in (ranges((4096, 4096)), ranges((0, 4096), (4096, 4096)), ranges((0, 100))):
         refused = await handlers.handle(OpenTransfer(OTHER, "borealis", bad), REMOTE)
         assert isinstance(refused, Error) and refused.code == "unavailable", bad
@@ -306,3 +308,24 @@ async def test_a_grant_to_one_of_a_crowd_covers_and_names_part_of_the_request(
     # the token covers the granted range alone
     grant = peer.tokens.redeem(crowd.token, host=REMOTE.host)
     assert grant.ranges == thirds[1:2]
+
+
+def test_a_downloading_peer_pings_at_once_for_its_first_chunk_then_at_most_each_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "borealis"
+    source.mkdir()
+    (source / "b.eti").write_bytes(bytes(range(256)) * 40)
+    manifest = build_manifest(source, chunk_size=4096)
+    now = [100.0]
+    monkeypatch.setattr(swarm_module.time, "monotonic", lambda: now[0])
+    announced: list[float] = []
+    swarm = Swarm(ServedLibrary(ME), lambda: announced.append(now[0]))
+    swarm.update("borealis", "2.0", manifest, frozenset())
+    assert announced == []  # nothing to offer yet
+    swarm.update("borealis", "2.0", manifest, frozenset({0}))
+    now[0] += 0.1
+    swarm.update("borealis", "2.0", manifest, frozenset({0, 1}))  # listed, not pinged yet
+    now[0] += ANNOUNCE_EVERY
+    swarm.update("borealis", "2.0", manifest, frozenset({0, 1, 2}))
+    assert announced == [100.0, 100.1 + ANNOUNCE_EVERY]
