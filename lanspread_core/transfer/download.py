@@ -360,7 +360,8 @@ class Download:
             def join(peer: Source, have: frozenset[int] | None) -> None:
                 self._sources[peer.peer_id] = peer
                 planner.add_source(peer.peer_id, have)
-                for _ in range(STREAMS_PER_SOURCE):
+                # a partial source serves a crowd a chunk or two at a time: one stream
+                for _ in range(STREAMS_PER_SOURCE if have is None else 1):
                     tg.start_soon(self._stream, peer, planner, receivers)
 
             for peer in sources:
