@@ -26,7 +26,6 @@ from lanspread_core.dataplane.errors import TransferRefused
 from lanspread_core.dataplane.outbound import OutboundTransfers
 from lanspread_core.dataplane.tokens import Grant, TokensBusy, TransferTokens
 from lanspread_core.library.index import Library
-from lanspread_core.library.manifest import chunk_ranges
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.plugin.registry import Registry
@@ -185,7 +184,7 @@ class RequestHandlers:
                     "bad_range", f"{r.path} at {r.offset}+{r.length} is not in {game_id}"
                 )
         claim = peer.swarm.seeding.claim(
-            game_id, request.peer_id, request.ranges, lambda: len(chunk_ranges(manifest))
+            game_id, request.peer_id, request.ranges, lambda: manifest.chunk_count
         )
         if claim.why:
             return Error.of(TAKEN, claim.why)

@@ -96,7 +96,8 @@ class Seeding:
         )
         if taken and len(sent) >= chunks():
             taken = ()  # every chunk went out lately: copies are what is left to send
-        free = [k for k in range(len(ranges)) if k not in taken]
+        skip = set(taken)
+        free = [k for k in range(len(ranges)) if k not in skip]
         if any(who != peer_id for _, who in sent.values()):
             free = free[:CROWD_GRANT]
         if not free:

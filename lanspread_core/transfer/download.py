@@ -650,17 +650,19 @@ class Download:
         that got them, the rest go back to be asked for again."""
         granted, taken = grant.granted, grant.taken
         n = len(indices)
+        given = set(granted)
         if (
             not granted
-            or list(granted) != sorted(set(granted))
+            or list(granted) != sorted(given)
             or granted[-1] >= n
-            or any(k >= n or k in granted for k in taken)
+            or any(k >= n or k in given for k in taken)
         ):
             raise _Refused(f"{peer_id[:8]} granted positions that were not asked for")
         planner.defer(peer_id, [indices[k] for k in taken], TAKEN_DEFER)
-        keep = [indices[k] for k in granted]
-        planner.unfinished(peer_id, [i for i in indices if i not in keep], counted=False)
-        return keep
+        planner.unfinished(
+            peer_id, [i for k, i in enumerate(indices) if k not in given], counted=False
+        )
+        return [indices[k] for k in granted]
 
     def _settle(self, planner: Planner, peer_id: str, results: list[tuple[int, bool]]) -> int:
         good = 0
