@@ -40,6 +40,7 @@ from lanspread_core.wire.messages import (
     Ack,
     ByteRange,
     Error,
+    GameInfo,
     GameManifest,
     GetDelta,
     GetGame,
@@ -125,13 +126,28 @@ class RequestHandlers:
         return self.peer.greeting(HelloAck)
 
     async def ping(self, ping: Ping, remote: Remote) -> Message:
-        known = self.peer.sync.table.get(ping.peer_id)
-        if known is not None:
-            self.peer.sync.pushed(known, ping)
-            self.peer.sync.announced(known, ping.library_rev, ping.library_digest)
-            self.peer.sync.party_offered(known, ping.party_key, ping.party_seq)
+        sync = self.peer.sync
+        known = sync.table.get(ping.peer_id)
         served = self.peer.served
-        return Pong(self._self_id, served.rev, served.digest, *self.peer.sync.party_advert())
+        news: tuple[int, tuple[GameInfo, ...], tuple[str, ...]] = (0, (), ())
+        if known is not None:
+            sync.pushed(known, ping)
+            sync.announced(known, ping.library_rev, ping.library_digest)
+            sync.party_offered(known, ping.party_key, ping.party_seq)
+            # our changes ride back, so a pong's newer rev costs the pinger no
+            # GetDelta; if the pong is lost, the next push does not fit and it asks
+            news = sync.changes_for(known, served.rev)
+            known.told_rev = max(known.told_rev, served.rev)
+        since, changed, removed = news
+        return Pong(
+            self._self_id,
+            served.rev,
+            served.digest,
+            *sync.party_advert(),
+            changes_from=since,
+            changed=changed,
+            removed=removed,
+        )
 
     async def party_catalog(self, request: GetPartyCatalog, remote: Remote) -> Message:
         document = self.peer.sync.party_document()

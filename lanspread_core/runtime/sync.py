@@ -392,7 +392,7 @@ class PeerSync:
 
     async def _ping(self, peer: RemotePeer) -> None:
         rev = self._library_rev()
-        since, changed, removed = self._changes_for(peer, rev)
+        since, changed, removed = self.changes_for(peer, rev)
         ping = Ping(
             self._self_id,
             rev,
@@ -415,10 +415,11 @@ class PeerSync:
         peer.seen()
         peer.told_rev = max(peer.told_rev, rev)
         if isinstance(reply, Pong):
+            self.pushed(peer, reply)
             self.announced(peer, reply.library_rev, reply.library_digest)
             self.party_offered(peer, reply.party_key, reply.party_seq)
 
-    def _changes_for(
+    def changes_for(
         self, peer: RemotePeer, rev: int
     ) -> tuple[int, tuple[GameInfo, ...], tuple[str, ...]]:
         """What changed in our library since the revision ``peer`` last heard of,
@@ -435,10 +436,10 @@ class PeerSync:
             return 0, (), ()
         return since, changed, delta.removed
 
-    def pushed(self, peer: RemotePeer, ping: Ping) -> None:
-        """Apply the changes a ping carries when our copy of ``peer``'s library
-        is where they start and no fetch of it is running; else nothing (the
-        ping's revision then makes :meth:`announced` fetch as before)."""
+    def pushed(self, peer: RemotePeer, ping: Ping | Pong) -> None:
+        """Apply the changes a ping (or its pong) carries when our copy of
+        ``peer``'s library is where they start and no fetch of it is running;
+        else nothing (its revision then makes :meth:`announced` fetch as before)."""
         if not ping.changed and not ping.removed:
             return
         if (

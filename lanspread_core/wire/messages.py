@@ -31,7 +31,8 @@ from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, r
 #: 2: GameInfo carries a have-map (partial holders serve verified chunks);
 #: 3: peer ids are key hashes, proven by both ends of every control connection;
 #: 4: a grant may cover part of what was asked (TransferGrant.granted, .taken),
-#: and a partial holder's grant carries its have-map (TransferGrant.have)
+#: a partial holder's grant carries its have-map (TransferGrant.have), and a Pong
+#: carries the responder's library changes as a Ping does
 PROTO_VER = 4
 _MAX_ERROR_TEXT = 500
 #: Ranges one :class:`OpenTransfer` may ask for: 16 GiB of 4 MiB chunks, far more
@@ -324,6 +325,11 @@ class Pong(Message):
     library_digest: Digest = ""
     party_key: PartyKey = ""
     party_seq: NonNegative = 0
+    #: as in :class:`Ping`: what changed in the responder's library since the
+    #: revision it last told the asker of, when that is small
+    changes_from: NonNegative = 0
+    changed: tuple[GameInfo, ...] = ()
+    removed: tuple[Name, ...] = ()
 
 
 @register

@@ -28,6 +28,7 @@ from lanspread_core.wire.messages import (
     LibrarySnapshot,
     Message,
     Ping,
+    Pong,
 )
 from support.holders import Holders, small_manifest
 
@@ -154,11 +155,11 @@ async def test_a_ping_carries_the_changes_since_the_peer_last_heard() -> None:
         peer = peers.register(hello(3, "x"), "10.0.0.2", 6000, "in")
         tg.cancel_scope.cancel()
     served.set_partial("aurora", GameInfo("aurora", "1.0", 10, "h1", "AQ=="))
-    assert peers._changes_for(peer, served.rev) == (0, (), ())  # it heard of nothing yet
+    assert peers.changes_for(peer, served.rev) == (0, (), ())  # it heard of nothing yet
     peer.told_rev = served.rev
     partial = GameInfo("aurora", "1.0", 10, "h1", "Aw==")
     served.set_partial("aurora", partial)
-    assert peers._changes_for(peer, served.rev) == (served.rev - 1, (partial,), ())
+    assert peers.changes_for(peer, served.rev) == (served.rev - 1, (partial,), ())
 
 
 @pytest.mark.anyio
@@ -242,3 +243,23 @@ def test_the_cache_keeps_the_newest_manifests(tmp_path: Path) -> None:
         cache.put("p1" * 16, m)
     assert cache.get("p1" * 16, kept[0].manifest_hash) is None
     assert cache.get("p1" * 16, kept[2].manifest_hash) is kept[2]
+
+
+@pytest.mark.anyio
+async def test_the_changes_a_pong_carries_are_applied_without_a_getdelta(sync) -> None:
+    peers, pool, _ = sync
+    peer = peers.register(hello(3, "x"), "10.0.0.2", 6000, "in")
+    await settle()
+    assert peer.library_rev == 3
+    partial = GameInfo("cascade", "1.0", 10, "h9", "AQ==")
+
+    async def pong(host: str, port: int, message: Message, **_: object) -> Message:
+        pool.requests.append(message)
+        return Pong(OTHER, 4, "", changes_from=3, changed=(partial,))
+
+    pool.request = pong  # type: ignore[method-assign]
+    asked = len(pool.requests)
+    await peers._ping(peer)
+    await settle()
+    assert peer.library_rev == 4 and peer.games["cascade"] == partial
+    assert [type(r) for r in pool.requests[asked:]] == [Ping]  # no GetDelta after it

@@ -39,6 +39,7 @@ from lanspread_core.wire.messages import (
     Ack,
     ByteRange,
     Error,
+    GameInfo,
     GameManifest,
     GetDelta,
     GetGame,
@@ -110,6 +111,7 @@ async def serving(tmp_path: Path) -> AsyncIterator[tuple[RequestHandlers, Peer, 
         lambda: served.rev,
         ping_interval=1.0,
         stale_timeout=5.0,
+        library_delta=served.delta,
     )
     config = PeerConfig(games_dir=games, state_dir=tmp_path / "state", data_port=7001)
     peer = Peer(
@@ -329,3 +331,16 @@ def test_a_downloading_peer_pings_at_once_for_its_first_chunk_then_at_most_each_
     now[0] += ANNOUNCE_EVERY
     swarm.update("borealis", "2.0", manifest, frozenset({0, 1, 2}))
     assert announced == [100.0, 100.1 + ANNOUNCE_EVERY]
+
+
+@pytest.mark.anyio
+async def test_a_pong_carries_the_changes_since_the_pinger_last_heard(serving) -> None:
+    handlers, peer, _ = serving
+    await handlers.handle(hello(), REMOTE)
+    first = await handlers.handle(Ping(OTHER, 0), REMOTE)
+    assert isinstance(first, Pong) and first.changed == ()  # it heard of nothing before
+    partial = GameInfo("borealis", "2.0", 10, "h1", "AQ==")
+    peer.served.set_partial("borealis", partial)
+    second = await handlers.handle(Ping(OTHER, 0), REMOTE)
+    assert isinstance(second, Pong) and second.library_rev == first.library_rev + 1
+    assert (second.changes_from, second.changed) == (first.library_rev, (partial,))
