@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,6 +65,10 @@ from lanspread_core.wire.messages import MAX_PEER_NAME, PROTO_VER, Hello, HelloA
 log = logging.getLogger(__name__)
 
 FEATURES = ("library-delta", "tcp-data")
+#: the outbound-transfers event is published at most this often (seconds): in a
+#: crowd every chunk served starts and ends a transfer, and each event is a log
+#: line, a console line and JSON for every session; the last count always follows
+OUTBOUND_EVERY = 0.5
 
 
 class StartupError(LanspreadError):
@@ -203,6 +208,9 @@ class PeerRuntime:
         self.stopped = anyio.Event()
         self._stop = anyio.Event()
         self._tg: anyio.abc.TaskGroup
+        #: when the outbound-transfers event went out last, and whether one is due
+        self._outbound_said = 0.0
+        self._outbound_due = False
         self._discovery: list[Any] = []
         self._monitor_scope: anyio.CancelScope | None = None
 
@@ -519,7 +527,29 @@ class PeerRuntime:
         return LibraryChanged(rev, [g.to_json() for g in games], self.active())
 
     def _outbound_count(self, count: int) -> None:
-        self.bus.publish(OutboundEvent(count, self.uploads()))
+        """The number of transfers sent now changed: publish it, or soon (see
+        :data:`OUTBOUND_EVERY`)."""
+        if self._outbound_due:
+            return  # the one due reads the count when it goes
+        wait = self._outbound_said + OUTBOUND_EVERY - time.monotonic()
+        if wait <= 0 or not hasattr(self, "_tg"):
+            self._publish_outbound()
+            return
+        try:
+            self._tg.start_soon(self._publish_outbound_after, wait)
+        except RuntimeError:  # the peer is stopping: say it now
+            self._publish_outbound()
+            return
+        self._outbound_due = True
+
+    async def _publish_outbound_after(self, wait: float) -> None:
+        await anyio.sleep(wait)
+        self._publish_outbound()
+
+    def _publish_outbound(self) -> None:
+        self._outbound_due = False
+        self._outbound_said = time.monotonic()
+        self.bus.publish(OutboundEvent(self.outbound.live_count, self.uploads()))
 
     def uploads(self) -> list[dict[str, Any]]:
         """Who downloads from this peer lately: peer (by name), game, bytes and rate."""
