@@ -200,7 +200,11 @@ class RequestHandlers:
                     "bad_range", f"{r.path} at {r.offset}+{r.length} is not in {game_id}"
                 )
         claim = peer.swarm.seeding.claim(
-            game_id, request.peer_id, request.ranges, lambda: manifest.chunk_count
+            game_id,
+            request.peer_id,
+            request.ranges,
+            lambda: manifest.chunk_count,
+            present=lambda pid: peer.sync.table.get(pid) is not None,
         )
         if claim.why:
             return Error.of(TAKEN, claim.why)

@@ -75,9 +75,11 @@ class Seeding:
         peer_id: str,
         ranges: Sequence[ByteRange],
         chunks: Callable[[], int],
+        present: Callable[[str], bool] = lambda _peer: True,
     ) -> Claim:
         """Which of ``ranges`` of ``game_id`` (``chunks()`` in all, counted only
         when a range is taken) to send ``peer_id`` now, recorded as sent.
+        ``present`` tells whether a peer is still here.
 
         While chunks remain that nobody was sent lately, a range another peer
         got lately is taken. When others take chunks too (a crowd), an asker
@@ -87,7 +89,10 @@ class Seeding:
         """
         now = time.monotonic()
         sent = self._sent.setdefault(game_id, {})
-        for key in [k for k, (at, _) in sent.items() if now - at > self.taken_for]:
+        # a chunk sent to a peer that has left is on its way to nobody
+        for key in [
+            k for k, (at, who) in sent.items() if now - at > self.taken_for or not present(who)
+        ]:
             del sent[key]
         taken = tuple(
             k

@@ -300,6 +300,8 @@ async def test_a_grant_to_one_of_a_crowd_covers_and_names_part_of_the_request(
     serving,
 ) -> None:
     handlers, peer, _ = serving
+    for who in (OTHER, "c" * 32):  # both known: chunks sent to a peer gone count for nobody
+        await handlers.handle(hello(who), REMOTE)
     manifest = await handlers.handle(GetGame(OTHER, "aurora"), REMOTE)
     path = manifest.manifest["files"][0]["path"]  # type: ignore[union-attr]
     thirds = tuple(ByteRange(path, k * 1000, 1000) for k in range(3))
@@ -344,3 +346,17 @@ async def test_a_pong_carries_the_changes_since_the_pinger_last_heard(serving) -
     second = await handlers.handle(Ping(OTHER, 0), REMOTE)
     assert isinstance(second, Pong) and second.library_rev == first.library_rev + 1
     assert (second.changes_from, second.changed) == (first.library_rev, (partial,))
+
+
+def test_chunks_sent_to_a_peer_that_left_are_taken_by_nobody() -> None:
+    seeding = Seeding()
+    two = (ByteRange("g.eti", 0, 4), ByteRange("g.eti", 4, 4))
+    assert seeding.claim("g", OTHER, two, chunks=lambda: 3) == Claim((0, 1), ())
+    third, fourth = "c" * 32, "d" * 32
+    # while OTHER is here, what it got is taken
+    assert seeding.claim("g", third, two, lambda: 3).taken == (0, 1)
+    # OTHER finished alone and left; a crowd starts: the chunks are new again
+    here = {third, fourth}.__contains__
+    assert seeding.claim("g", third, two, lambda: 3, present=here) == Claim((0, 1), ())
+    refused = seeding.claim("g", fourth, two, lambda: 3, present=here)
+    assert (refused.granted, refused.taken) == ((), (0, 1))
