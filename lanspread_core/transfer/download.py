@@ -403,7 +403,10 @@ class Download:
             have, fetching = self._offer(peer)
             heard = self._heard.get(peer.peer_id)
             if have is not None and heard:
-                have |= heard  # its grants told of these since its last ping
+                if heard <= have:
+                    del self._heard[peer.peer_id]  # its pings caught up
+                else:
+                    have |= heard  # its grants told of these since its last ping
             if peer.peer_id not in planner.sources and (have is None or have):
                 join(peer, have)
             planner.set_have(peer.peer_id, have, fetching)
