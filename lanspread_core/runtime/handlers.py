@@ -208,13 +208,12 @@ class RequestHandlers:
         )
         if claim.why:
             return Error.of(TAKEN, claim.why)
-        if len(claim.granted) == len(request.ranges):
-            return self._grant(game_id, request.peer_id, request.ranges, remote, info.manifest_hash)
-        part = tuple(request.ranges[k] for k in claim.granted)
-        grant = self._grant(game_id, request.peer_id, part, remote, info.manifest_hash)
-        if isinstance(grant, TransferGrant):
-            return replace(grant, granted=claim.granted, taken=claim.taken)
-        return grant
+        whole = len(claim.granted) == len(request.ranges)
+        ranges = request.ranges if whole else tuple(request.ranges[k] for k in claim.granted)
+        grant = self._grant(game_id, request.peer_id, ranges, remote, info.manifest_hash)
+        if whole or not isinstance(grant, TransferGrant):
+            return grant
+        return replace(grant, granted=claim.granted, taken=claim.taken)
 
     async def stream_install(self, request: StreamInstall, remote: Remote) -> Message:
         peer = self.peer

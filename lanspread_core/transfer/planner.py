@@ -190,18 +190,17 @@ class Planner:
         source = self.sources[peer_id]
         if source.failed or self.fatal:
             return []
-        room = self._allowance(source) - len(source.busy)
+        crowd = self._seeding_a_crowd(source)
+        room = self._allowance(source, crowd) - len(source.busy)
         if room <= 0:
             return []
         target = source.rate * BATCH_SECONDS
-        cap = min(MAX_BATCH, self._fair_share(source), room)
-        if self._seeding_a_crowd(source):
-            cap = 1
+        cap = 1 if crowd else min(MAX_BATCH, self._fair_share(source), room)
         batch = self._rarest(source, cap, target)
         # end-game only at the very end: while chunks wait for a holder, an idle
         # stream of a partial source duplicating others' work would only burn uplinks;
         # and never on a seed the crowd shares (its uplink carries the new chunks)
-        if not batch and endgame and not self.pending and not self._seeding_a_crowd(source):
+        if not batch and endgame and not self.pending and not crowd:
             batch = self._endgame(peer_id)
         for index in batch:
             self.in_flight.setdefault(index, set()).add(peer_id)
@@ -253,7 +252,7 @@ class Planner:
         """``source`` holds the whole game and others download it too."""
         return source.have is None and any(s.have is not None for s in self.live_sources())
 
-    def _allowance(self, source: Source) -> int:
+    def _allowance(self, source: Source, crowd: bool) -> int:
         """How many chunks may be in flight from ``source`` at once, over all its
         streams: what it delivers in two batch periods (one arriving, one asked
         ahead), and one until it has been measured. A seed shared by a crowd is
@@ -263,7 +262,7 @@ class Planner:
         not held back: 1 Gbit allows about 56 chunks."""
         if not source.measured:
             return 1
-        if self._seeding_a_crowd(source):
+        if crowd:  # see _seeding_a_crowd
             return SEED_ALLOWANCE
         chunk = self.chunks[0].length if self.chunks else 1
         return max(1, math.ceil(2 * source.rate * BATCH_SECONDS / max(1, chunk)))
