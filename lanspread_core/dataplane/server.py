@@ -57,7 +57,13 @@ from lanspread_core.dataplane.slots import MAX_SENDS, FairSlots
 from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.library.layout import UnsafeDownloadPath, download_path
 from lanspread_core.system.faults import fault_once
-from lanspread_core.system.portable import folder_beneath, pread, sendfile, set_send_timeout
+from lanspread_core.system.portable import (
+    folder_beneath,
+    pread,
+    prefer_loss_based,
+    sendfile,
+    set_send_timeout,
+)
 from lanspread_core.system.ratelog import OncePer
 from lanspread_core.wire.dataplane import (
     FIRST_REQUEST_TIMEOUT,
@@ -151,6 +157,7 @@ async def serve_data(
                         log.warning("data plane accept failed: %s (said once a minute)", exc)
                     await anyio.sleep(0.1)
                     continue
+                prefer_loss_based(conn)  # this side sends: see the function
                 ticket = _admit(conn, str(remote[0]), ctx)
                 if ticket is not None:
                     own = replace(ctx, ticket=ticket, lease=_Lease())

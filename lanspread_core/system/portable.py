@@ -24,6 +24,9 @@ a ``struct timeval``                   DWORD of milliseconds there)
 ``resource.setrlimit``: the soft       left as the OS set it (Windows' C runtime
 open-files limit raised to the hard    has no such soft limit on sockets), and
 one at start                           reported as unknown
+``TCP_CONGESTION``: a data socket      the OS default, which is CUBIC already on
+sends with CUBIC (else Reno), not a    Windows and macOS
+system default of BBR
 =====================================  ==========================================
 
 Each is chosen by capability (``hasattr``, or a probe), never by platform
@@ -86,6 +89,8 @@ HAS_DIR_FD = (
     os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW")
 )
 HAS_SIGKILL = hasattr(signal, "SIGKILL")
+#: A socket may choose its TCP congestion control (Linux, FreeBSD).
+HAS_TCP_CONGESTION = hasattr(socket, "TCP_CONGESTION")
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _seek_lock = threading.Lock()
@@ -409,6 +414,34 @@ def set_recv_timeout(sock: socket.socket, seconds: float) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
     else:
         sock.settimeout(seconds)
+
+
+# ------------------------------------------------------ congestion control
+
+#: Loss-based congestion controls for data sends, best first. Linux lets any
+#: user pick Reno; CUBIC needs privilege where the system does not list it as
+#: allowed.
+LOSS_BASED = ("cubic", "reno")
+
+
+def prefer_loss_based(sock: socket.socket) -> str | None:
+    """Send on ``sock`` with a congestion control that backs off on loss; which
+    one, or None where the OS keeps its own (it is CUBIC on Windows and macOS).
+
+    A LAN party's switch has shallow buffers that many flows share. A system
+    default of BBR (v1) keeps sending into them when they drop, and a crowd
+    swarming one game lost 12-15 % of its segments that way in the lab, against
+    3-5 % with CUBIC (docs/decisions.md).
+    """
+    if not HAS_TCP_CONGESTION:
+        return None
+    for name in LOSS_BASED:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
+        except OSError:
+            continue
+        return name
+    return None
 
 
 # ---------------------------------------------------- the private endpoint

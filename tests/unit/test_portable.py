@@ -149,8 +149,14 @@ async def _serve_and_fetch(root: Path, out: Path) -> None:
 
 @pytest.mark.parametrize(
     "off",
-    [(), ("HAS_SENDFILE",), ("HAS_TIMEVAL_TIMEOUTS",), ("HAS_SENDFILE", "HAS_TIMEVAL_TIMEOUTS")],
-    ids=["native", "no-sendfile", "no-timeval-timeouts", "neither"],
+    [
+        (),
+        ("HAS_SENDFILE",),
+        ("HAS_TIMEVAL_TIMEOUTS",),
+        ("HAS_SENDFILE", "HAS_TIMEVAL_TIMEOUTS"),
+        ("HAS_TCP_CONGESTION",),
+    ],
+    ids=["native", "no-sendfile", "no-timeval-timeouts", "neither", "no-congestion-choice"],
 )
 def test_a_transfer_delivers_the_same_bytes(
     off: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -198,6 +204,51 @@ def test_a_send_to_a_receiver_that_takes_nothing_gives_up(native: bool, force: C
             while True:
                 a.sendall(b"x" * 65536)
         assert time.monotonic() - started < 5
+
+
+# ------------------------------------------------------ congestion control
+
+
+def _congestion(sock: socket.socket) -> str:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode()
+
+
+@both("HAS_TCP_CONGESTION")
+def test_a_data_socket_sends_with_a_loss_based_congestion_control(
+    native: bool, force: Callable
+) -> None:
+    force("HAS_TCP_CONGESTION", native)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        before = _congestion(sock)
+        chosen = portable.prefer_loss_based(sock)
+        if native:
+            assert chosen in portable.LOSS_BASED
+            assert _congestion(sock) == chosen
+        else:  # the OS keeps its own
+            assert chosen is None
+            assert _congestion(sock) == before
+
+
+class _Refusing:
+    """A socket that refuses the congestion controls named in ``refused``."""
+
+    def __init__(self, refused: set[bytes]) -> None:
+        self.refused = refused
+        self.chosen: bytes | None = None
+
+    def setsockopt(self, level: int, option: int, value: bytes) -> None:
+        if value in self.refused:
+            raise PermissionError(errno.EPERM, "not allowed")
+        self.chosen = value
+
+
+def test_reno_is_taken_where_cubic_is_not_allowed_and_none_where_neither_is() -> None:
+    sock = _Refusing({b"cubic"})
+    assert portable.prefer_loss_based(sock) == "reno"  # type: ignore[arg-type]
+    assert sock.chosen == b"reno"
+    neither = _Refusing({b"cubic", b"reno"})
+    assert portable.prefer_loss_based(neither) is None  # type: ignore[arg-type]
+    assert neither.chosen is None
 
 
 # -------------------------------------------------------------- link walks
