@@ -8,8 +8,8 @@ chunk, plus ``manifest_hash``: BLAKE3 over a canonical JSON encoding of
 manifest by majority; the per-chunk hashes let a downloader verify every chunk
 as it lands and refetch just a bad one.
 
-Chunk size: 4 MiB (:data:`CHUNK_SIZE`) for a game of 256 MiB or more, and
-down to 256 KiB for smaller ones, so that a game has about 64 chunks where it
+Chunk size: 4 MiB (:data:`CHUNK_SIZE`) for a game of 512 MiB or more, and
+down to 256 KiB for smaller ones, so that a game has about 128 chunks where it
 can (:func:`chunk_size_for`). It is the unit of verification, retry and
 scheduling across peers. At 1 Gbit/s one 4 MiB chunk is ~35 ms of transfer, so
 a failed chunk costs little to refetch and work spreads finely over peers,
@@ -47,7 +47,7 @@ from lanspread_core.library import layout
 CHUNK_SIZE = 4 * 1024 * 1024
 #: The smallest chunk :func:`chunk_size_for` picks, and the chunks it aims at.
 MIN_AUTO_CHUNK_SIZE = 256 * 1024
-TARGET_CHUNKS = 64
+TARGET_CHUNKS = 128
 #: Bounds accepted from peers: tiny chunks would bloat manifests and plans,
 #: huge ones would force huge buffers on the verifying side.
 MIN_CHUNK_SIZE = 1024

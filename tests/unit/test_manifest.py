@@ -76,10 +76,11 @@ def test_default_chunk_size_hashes_whole_small_file(tmp_path: Path) -> None:
 
 def test_the_chunk_size_follows_the_size_of_the_game() -> None:
     KiB, MiB, GiB = 1024, 1024 * 1024, 1024**3
-    assert chunk_size_for(0) == chunk_size_for(5) == chunk_size_for(16 * MiB) == 256 * KiB
-    assert chunk_size_for(48 * MiB) == 1 * MiB  # 48 chunks
-    assert chunk_size_for(128 * MiB) == 2 * MiB
-    assert chunk_size_for(256 * MiB) == chunk_size_for(50 * GiB) == CHUNK_SIZE
+    assert chunk_size_for(0) == chunk_size_for(5) == chunk_size_for(32 * MiB) == 256 * KiB
+    assert chunk_size_for(48 * MiB) == 512 * KiB  # 96 chunks
+    assert chunk_size_for(128 * MiB) == 1 * MiB
+    assert chunk_size_for(256 * MiB) == 2 * MiB
+    assert chunk_size_for(512 * MiB) == chunk_size_for(50 * GiB) == CHUNK_SIZE
     for size in (1, 10 * MiB + 1, 300 * MiB, 5 * GiB):
         chunks = -(-size // chunk_size_for(size))
         assert chunks <= TARGET_CHUNKS or chunk_size_for(size) == CHUNK_SIZE
