@@ -237,7 +237,7 @@ class PeerRuntime:
             self._apply_catalog,
             self.bus.publish,
         )
-        self.swarm = Swarm(self.served, self._served_changed)
+        self.swarm = Swarm(self.served, self._served_changed, lambda: len(self.sync.table))
         self.sync = PeerSync(
             self.identity.peer_id,
             ControlPool(identity=self.identity),

@@ -32,7 +32,7 @@ from lanspread_core.library.statedir import StateDir
 from lanspread_core.plugin.registry import Registry, load_registry
 from lanspread_core.runtime import swarm as swarm_module
 from lanspread_core.runtime.handlers import RequestHandlers
-from lanspread_core.runtime.swarm import ANNOUNCE_EVERY, Claim, Seeding, Swarm
+from lanspread_core.runtime.swarm import ANNOUNCE_EVERY, ANNOUNCE_RATE, Claim, Seeding, Swarm
 from lanspread_core.runtime.sync import PeerSync
 from lanspread_core.wire.messages import (
     PROTO_VER,
@@ -333,6 +333,26 @@ def test_a_downloading_peer_pings_at_once_for_its_first_chunk_then_at_most_each_
     now[0] += ANNOUNCE_EVERY
     swarm.update("borealis", "2.0", manifest, frozenset({0, 1, 2}))
     assert announced == [100.0, 100.1 + ANNOUNCE_EVERY]
+
+
+def test_with_many_peers_a_downloading_peer_pings_each_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "borealis"
+    source.mkdir()
+    (source / "b.eti").write_bytes(bytes(range(256)) * 40)
+    manifest = build_manifest(source, chunk_size=4096)
+    now = [100.0]
+    monkeypatch.setattr(swarm_module.time, "monotonic", lambda: now[0])
+    announced: list[float] = []
+    peers = 2 * int(ANNOUNCE_RATE)  # a ping to each: two seconds' worth of pings
+    swarm = Swarm(ServedLibrary(ME), lambda: announced.append(now[0]), lambda: peers)
+    swarm.update("borealis", "2.0", manifest, frozenset({0}))
+    now[0] += ANNOUNCE_EVERY
+    swarm.update("borealis", "2.0", manifest, frozenset({0, 1}))
+    now[0] = 102.0
+    swarm.update("borealis", "2.0", manifest, frozenset({0, 1, 2}))
+    assert announced == [100.0, 102.0]
 
 
 @pytest.mark.anyio
