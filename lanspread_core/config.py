@@ -19,8 +19,17 @@ FOLLOW_CONTROL_PORT = -1
 
 
 def host_name() -> str:
-    """This machine's host name without its domain: what a peer is called by default."""
+    """This machine's host name without its domain."""
     return socket.gethostname().split(".")[0] or "lanspread"
+
+
+def default_name(port: int) -> str:
+    """What a peer listening on ``port`` is called when not told: the host name,
+    and the port after it when that is not the default one, so two peers on one
+    machine (``--listen`` another port) are told apart in every list."""
+    if port in (DEFAULT_PORT, 0):
+        return host_name()
+    return f"{host_name()}:{port}"
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,10 @@ def run_options(func: F) -> F:
         click.option(
             "--name",
             default="",
-            help="A name other peers show for this one. [default: this machine's host name]",
+            help=(
+                "A name other peers show for this one. [default: this machine's host"
+                " name, and :PORT with another --listen port than the default]"
+            ),
         ),
         click.option(
             "--ping-interval",

@@ -22,7 +22,7 @@ from typing import Any
 import click
 import platformdirs
 
-from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, host_name
+from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, default_name
 from lanspread_core.errors import LanspreadError, UsageError
 from lanspread_core.library.catalog import CATALOG_NAME, ENV_CATALOG
 from lanspread_core.library.statedir import ENV_GAMES_DIR, default_games_dir
@@ -212,7 +212,7 @@ def effective(settings: Settings) -> list[Shown]:
         elif settings.value(key) is not None:
             out.append(Shown(key, _plain(settings.value(key)), "file"))
         else:
-            out.append(Shown(key, _default(key, out), "default"))
+            out.append(Shown(key, _default(key, out, settings), "default"))
     return out
 
 
@@ -220,14 +220,14 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-def _default(key: str, before: list[Shown]) -> Any:
+def _default(key: str, before: list[Shown], settings: Settings) -> Any:
     if key == "games_dir":
         return str(default_games_dir())
     if key == "catalog":
         games = next(s.value for s in before if s.key == "games_dir")
         return str(Path(games) / CATALOG_NAME)
     if key == "name":
-        return host_name()
+        return default_name(settings.value("port") or DEFAULT_PORT)
     if key == "port":
         return DEFAULT_PORT
     if key == "provider":

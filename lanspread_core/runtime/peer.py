@@ -27,7 +27,7 @@ import anyio
 import anyio.abc
 
 from lanspread_core import __version__
-from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, HostPort, PeerConfig, host_name
+from lanspread_core.config import ANY_ADDRESS, DEFAULT_PORT, HostPort, PeerConfig, default_name
 from lanspread_core.control.client import ControlPool
 from lanspread_core.control.errors import ListenError
 from lanspread_core.control.identity import Identity, load_or_create_identity
@@ -178,7 +178,7 @@ class PeerRuntime:
         self, config: PeerConfig, registry: Registry, services: Sequence[LocalService] = ()
     ) -> None:
         # people recognise a host name, not a hex id; other peers take at most MAX_PEER_NAME
-        name = (config.name or host_name())[:MAX_PEER_NAME]
+        name = (config.name or default_name(config.listen.port))[:MAX_PEER_NAME]
         if name != config.name:
             config = replace(config, name=name)
         self.config = config

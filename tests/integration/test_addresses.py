@@ -69,6 +69,8 @@ def test_the_data_port_follows_the_control_port_unless_given(tmp_path: Path) -> 
     with PeerProc(tmp_path / "a", args=[*STATIC, "--listen", f"127.0.0.1:{port}"]) as a:
         assert a.ready["control"] == f"127.0.0.1:{port}"
         assert a.ready["data_port"] == port
+        # not the default port: the port tells it from another peer on this machine
+        assert a.ready["name"] == f"{socket.gethostname().split('.')[0]}:{port}"
     data = _free_port()
     args = [*STATIC, "--listen", "127.0.0.1:0", "--data-port", str(data)]
     with PeerProc(tmp_path / "b", args=args) as b:

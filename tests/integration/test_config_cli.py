@@ -28,6 +28,9 @@ def test_set_then_show_says_where_each_value_comes_from(tmp_path: Path) -> None:
     assert after["games_dir"] == {"value": str(tmp_path / "g"), "source": "file"}
     assert after["catalog"] == {"value": str(tmp_path / "g" / "catalog.json"), "source": "default"}
     assert after["port"] == {"value": 7000, "source": "file"}
+    # another port than the default shows in the default name (two peers on one machine)
+    host = socket.gethostname().split(".")[0]
+    assert after["name"] == {"value": f"{host}:7000", "source": "default"}
     assert after["party_key"] == {"value": "abc123", "source": "file"}
     overridden = show({**env, "LANSPREAD_GAMES_DIR": "/elsewhere"})
     assert overridden["games_dir"] == {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lanspread_core.cli.peer import make_config
-from lanspread_core.config import DEFAULT_PORT, HostPort, PeerConfig
+from lanspread_core.config import DEFAULT_PORT, HostPort, PeerConfig, default_name, host_name
 from lanspread_core.control.errors import ListenError
 from lanspread_core.dataplane.errors import DataListenError
 from lanspread_core.events import Ready
@@ -18,6 +18,12 @@ from lanspread_core.runtime.peer import listen_failure
 from lanspread_core.system.netaddr import lan_addresses
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_peer_on_another_port_than_the_default_is_named_with_it() -> None:
+    assert default_name(DEFAULT_PORT) == host_name()
+    assert default_name(0) == host_name()  # any free port: none to show yet
+    assert default_name(24471) == f"{host_name()}:24471"
 
 
 def test_listen_with_a_port_alone_means_that_port_on_every_address() -> None:
