@@ -54,6 +54,7 @@ from lanspread_core.events import (
     Ready,
     RuntimeFailed,
 )
+from lanspread_core.frontends.logfile import events_log
 from lanspread_core.frontends.present import OperationBars, make_progress, progress_line
 from lanspread_core.frontends.vocabulary import (
     availability,
@@ -134,6 +135,11 @@ class ConsoleView:
     async def run(self) -> None:
         self.print_header()
         events = self.handle.events()
+        # the view shows the events itself: their log records stay in the log file
+        own = _EventsShownHere()
+        stderr_handlers = _stderr_handlers()
+        for handler in stderr_handlers:
+            handler.addFilter(own)
         try:
             await self.refresh()
             if self.live_mode:
@@ -147,6 +153,8 @@ class ConsoleView:
                     tg.cancel_scope.cancel()
                 self.say("peer stopped" if not self.handle.failure else "peer failed")
         finally:
+            for handler in stderr_handlers:
+                handler.removeFilter(own)
             events.close()
 
     async def _run_live(self, events: Any) -> None:
@@ -503,6 +511,14 @@ def _state_words(entry: dict[str, Any]) -> str:
 
 def _peer_name(peer: dict[str, Any]) -> str:
     return str(peer.get("name") or str(peer.get("peer_id") or "?")[:8])
+
+
+class _EventsShownHere(logging.Filter):
+    """Keeps the peer's event records (a failed download's warning) off stderr
+    while the console shows those events: each is said once, in the view."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != events_log.name
 
 
 def _stderr_handlers() -> list[logging.StreamHandler]:  # type: ignore[type-arg]

@@ -273,12 +273,28 @@ def test_plain_lines_when_stdout_is_a_pipe(lan) -> None:
         wait_line(r"^download cascade: started$")
         wait_line(r"^download cascade: finished$")
         wait_line(r"^game cascade \(Cascade Tactics\): Ready, installed$")
+        # a download that fails is said once: on stdout, not again as a warning on stderr
+        bob.__exit__()  # the one peer that has ember leaves
+        wait_line(r"^peer left: bob ")
+        failed = subprocess.run(
+            [str(LANSPREAD), "download", "ember", "--state-dir", str(home / "state")],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=60,
+        )
+        assert failed.returncode != 0
+        said = wait_line(r"^error: Download of ember failed: ")
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(10) == 0
         wait_line(r"^peer stopped$")
         with cond:
             text = "\n".join(lines)
         assert "\x1b" not in text, "no terminal control sequences in plain mode"
+        assert text.count("ember failed") == 1, text
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert "ember" not in err, f"said again on stderr: {err!r} (stdout: {said!r})"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
