@@ -61,6 +61,7 @@ from lanspread_core.library.manifest import (
     Manifest,
     ManifestError,
     build_manifest,
+    chunk_size_for,
 )
 from lanspread_core.library.statedir import StateDir
 from lanspread_core.library.versionini import VersionFileError, read_version
@@ -191,6 +192,8 @@ class ManifestStore:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Manifest] = OrderedDict()
         self._cache_size = cache_size
+        #: manifests found chunked as a scan chunks them now (see _chunked_as_now)
+        self.chunked_as_now: set[str] = set()
 
     def _file(self, digest: str) -> Path:
         return self.path / f"{digest}.json"
@@ -324,6 +327,7 @@ def scan_root(
         cached is not None
         and cached.fingerprint == fp
         and (cached.manifest_hash is None or store.has(cached.manifest_hash))
+        and _chunked_as_now(cached, store)
     ):
         return cached
     downloaded, installed = layout.is_downloaded(root), fp[0]
@@ -355,6 +359,28 @@ def scan_root(
     except OSError as exc:
         error = f"cannot read {exc.filename or root}: {exc.strerror}"
     return RootScan(fp if may_hash else None, downloaded, installed, version, error, size, digest)
+
+
+def _chunked_as_now(cached: RootScan, store: ManifestStore) -> bool:
+    """Whether ``cached``'s manifest has the chunk size a scan gives its game now.
+
+    The sizes changed between versions (docs/decisions.md, "Chunks sized to the
+    game"), and the peers of a party must build the same manifest from the same
+    files, so an index written before is not trusted for it. A game of 512 MiB
+    or more has always had 4 MiB chunks: its manifest (megabytes for a big game)
+    is not read for this.
+    """
+    digest = cached.manifest_hash
+    if digest is None or digest in store.chunked_as_now:
+        return True
+    want = chunk_size_for(cached.size)
+    if want == CHUNK_SIZE:
+        return True
+    manifest = store.get(digest)
+    if manifest is None or manifest.chunk_size != want:
+        return False
+    store.chunked_as_now.add(digest)  # read once per peer run, not once per scan
+    return True
 
 
 def _needs_hashing(fp: Fingerprint, reuse: Mapping[str, FileEntry]) -> bool:

@@ -32,8 +32,10 @@ from lanspread_core.wire.schema import MAX_INT, Check, Record, clip, describe, r
 #: 3: peer ids are key hashes, proven by both ends of every control connection;
 #: 4: a grant may cover part of what was asked (TransferGrant.granted, .taken),
 #: a partial holder's grant carries its have-map (TransferGrant.have), and a Pong
-#: carries the responder's library changes as a Ping does
-PROTO_VER = 4
+#: carries the responder's library changes as a Ping does;
+#: 5: a game under 512 MiB is chunked for 128 chunks, not 64 (library/manifest.py),
+#: so the same files give another manifest than a peer of protocol 4 builds
+PROTO_VER = 5
 _MAX_ERROR_TEXT = 500
 #: Ranges one :class:`OpenTransfer` may ask for: 16 GiB of 4 MiB chunks, far more
 #: than a planner batch, while bounding what one token makes the server hold.

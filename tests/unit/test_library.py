@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from lanspread_core.library import index as library_mod
+from lanspread_core.library import manifest as manifest_mod
 from lanspread_core.library.catalog import parse_catalog
 from lanspread_core.library.index import Library
 from lanspread_core.library.layout import Availability
@@ -278,6 +279,26 @@ def test_lost_or_damaged_manifest_files_are_rehashed(games: Path, state: StateDi
     again.refresh()
     assert hasher.roots == ["ready"]
     assert again.manifest("ready").manifest_hash == digest
+
+
+def test_a_manifest_cached_with_another_chunk_size_is_rehashed(
+    games: Path, state: StateDir, hasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = Library(games, state, CATALOG)
+    lib.refresh()
+    before = lib.manifest("ready")
+    assert before is not None and before.chunk_size == manifest_mod.MIN_AUTO_CHUNK_SIZE
+    # another version picks another size for a game this small (as 64 chunks did)
+    monkeypatch.setattr(manifest_mod, "MIN_AUTO_CHUNK_SIZE", 2 * before.chunk_size)
+    upgraded = Library(games, state, CATALOG)
+    hasher.roots.clear()
+    assert upgraded.refresh() is True
+    assert sorted(hasher.roots) == ["busy", "homebrew", "old", "ready"]
+    after = upgraded.manifest("ready")
+    assert after is not None and after.chunk_size == 2 * before.chunk_size
+    assert after.manifest_hash != before.manifest_hash
+    hasher.roots.clear()
+    assert upgraded.refresh() is False and hasher.roots == []  # once
 
 
 def test_unreferenced_manifest_files_are_swept(games: Path, state: StateDir) -> None:
