@@ -260,14 +260,18 @@ def test_plain_lines_when_stdout_is_a_pipe(lan) -> None:
         wait_line(r"^game aurora \(Aurora Assault\): Ready$")
         wait_line(r"^peer joined: bob \(127\.0\.0\.1:\d+\)$")
         wait_line(r"^game cascade \(Cascade.*\): Available from 1 peer$")
+
+        def download(game: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(LANSPREAD), "download", game, "--state-dir", str(home / "state")],
+                capture_output=True,
+                text=True,
+                env=_env(),
+                timeout=60,
+            )
+
         # a download from bob, driven by the client: its lines, then the new state
-        fetch = subprocess.run(
-            [str(LANSPREAD), "download", "cascade", "--state-dir", str(home / "state")],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=60,
-        )
+        fetch = download("cascade")
         assert fetch.returncode == 0, fetch.stderr
         assert fetch.stdout.startswith("download: cascade done")
         wait_line(r"^download cascade: started$")
@@ -276,13 +280,7 @@ def test_plain_lines_when_stdout_is_a_pipe(lan) -> None:
         # a download that fails is said once: on stdout, not again as a warning on stderr
         bob.__exit__()  # the one peer that has ember leaves
         wait_line(r"^peer left: bob ")
-        failed = subprocess.run(
-            [str(LANSPREAD), "download", "ember", "--state-dir", str(home / "state")],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=60,
-        )
+        failed = download("ember")
         assert failed.returncode != 0
         said = wait_line(r"^error: Download of ember failed: ")
         os.killpg(proc.pid, signal.SIGTERM)

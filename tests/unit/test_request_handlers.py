@@ -25,7 +25,7 @@ from lanspread_core.dataplane.tokens import Grant, TransferTokens
 from lanspread_core.events import Event, OpKind, PeerJoined, PeerLeft
 from lanspread_core.library.catalog import load_catalog
 from lanspread_core.library.index import Library
-from lanspread_core.library.manifest import build_manifest
+from lanspread_core.library.manifest import Manifest, build_manifest
 from lanspread_core.library.operations import OperationTable
 from lanspread_core.library.served import ServedLibrary
 from lanspread_core.library.statedir import StateDir
@@ -314,9 +314,11 @@ async def test_a_grant_to_one_of_a_crowd_covers_and_names_part_of_the_request(
     assert grant.ranges == thirds[1:2]
 
 
-def test_a_downloading_peer_pings_at_once_for_its_first_chunk_then_at_most_each_interval(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _announcing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, peers: int = 0
+) -> tuple[Swarm, Manifest, list[float], list[float]]:
+    """A swarm on a fake clock (``now[0]``) that knows ``peers`` peers, a partial
+    game's manifest, and the times it announced at."""
     source = tmp_path / "borealis"
     source.mkdir()
     (source / "b.eti").write_bytes(bytes(range(256)) * 40)
@@ -324,7 +326,14 @@ def test_a_downloading_peer_pings_at_once_for_its_first_chunk_then_at_most_each_
     now = [100.0]
     monkeypatch.setattr(swarm_module.time, "monotonic", lambda: now[0])
     announced: list[float] = []
-    swarm = Swarm(ServedLibrary(ME), lambda: announced.append(now[0]))
+    swarm = Swarm(ServedLibrary(ME), lambda: announced.append(now[0]), lambda: peers)
+    return swarm, manifest, now, announced
+
+
+def test_a_downloading_peer_pings_at_once_for_its_first_chunk_then_at_most_each_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    swarm, manifest, now, announced = _announcing(tmp_path, monkeypatch)
     swarm.update("borealis", "2.0", manifest, frozenset())
     assert announced == []  # nothing to offer yet
     swarm.update("borealis", "2.0", manifest, frozenset({0}))
@@ -338,15 +347,8 @@ def test_a_downloading_peer_pings_at_once_for_its_first_chunk_then_at_most_each_
 def test_with_many_peers_a_downloading_peer_pings_each_less_often(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = tmp_path / "borealis"
-    source.mkdir()
-    (source / "b.eti").write_bytes(bytes(range(256)) * 40)
-    manifest = build_manifest(source, chunk_size=4096)
-    now = [100.0]
-    monkeypatch.setattr(swarm_module.time, "monotonic", lambda: now[0])
-    announced: list[float] = []
-    peers = 2 * int(ANNOUNCE_RATE)  # a ping to each: two seconds' worth of pings
-    swarm = Swarm(ServedLibrary(ME), lambda: announced.append(now[0]), lambda: peers)
+    # a ping to each of these peers is two seconds' worth of pings
+    swarm, manifest, now, announced = _announcing(tmp_path, monkeypatch, 2 * int(ANNOUNCE_RATE))
     swarm.update("borealis", "2.0", manifest, frozenset({0}))
     now[0] += ANNOUNCE_EVERY
     swarm.update("borealis", "2.0", manifest, frozenset({0, 1}))
