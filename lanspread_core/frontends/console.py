@@ -143,7 +143,7 @@ class ConsoleView:
         try:
             await self.refresh()
             if self.live_mode:
-                await self._run_live(events)
+                await self._run_live(events, stderr_handlers)
             else:
                 self.plain_games()
                 async with anyio.create_task_group() as tg:
@@ -157,8 +157,12 @@ class ConsoleView:
                 handler.removeFilter(own)
             events.close()
 
-    async def _run_live(self, events: Any) -> None:
-        stderr_handlers = [(h, h.stream) for h in _stderr_handlers()]
+    async def _run_live(
+        self,
+        events: Any,
+        handlers: list[logging.StreamHandler],  # type: ignore[type-arg]
+    ) -> None:
+        stderr_handlers = [(h, h.stream) for h in handlers]
         with Live(self.render(), console=self.console, auto_refresh=False, transient=False) as live:
             for handler, _ in stderr_handlers:  # log warnings above the view, not through it
                 handler.setStream(sys.stderr)

@@ -192,8 +192,8 @@ class ManifestStore:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Manifest] = OrderedDict()
         self._cache_size = cache_size
-        #: manifests found chunked as a scan chunks them now (see _chunked_as_now)
-        self.chunked_as_now: set[str] = set()
+        #: (digest, chunk size) pairs :meth:`chunked_by` has confirmed
+        self._chunked: set[tuple[str, int]] = set()
 
     def _file(self, digest: str) -> Path:
         return self.path / f"{digest}.json"
@@ -226,6 +226,17 @@ class ManifestStore:
             if digest in self._cache:
                 return True
         return self._file(digest).is_file()
+
+    def chunked_by(self, digest: str, chunk_size: int) -> bool:
+        """Whether the stored manifest ``digest`` has chunks of ``chunk_size``;
+        read from disk once per store, then remembered."""
+        if (digest, chunk_size) in self._chunked:
+            return True
+        manifest = self.get(digest)
+        if manifest is None or manifest.chunk_size != chunk_size:
+            return False
+        self._chunked.add((digest, chunk_size))
+        return True
 
     def get(self, digest: str) -> Manifest | None:
         with self._lock:
@@ -370,17 +381,10 @@ def _chunked_as_now(cached: RootScan, store: ManifestStore) -> bool:
     or more has always had 4 MiB chunks: its manifest (megabytes for a big game)
     is not read for this.
     """
-    digest = cached.manifest_hash
-    if digest is None or digest in store.chunked_as_now:
+    if cached.manifest_hash is None:
         return True
     want = chunk_size_for(cached.size)
-    if want == CHUNK_SIZE:
-        return True
-    manifest = store.get(digest)
-    if manifest is None or manifest.chunk_size != want:
-        return False
-    store.chunked_as_now.add(digest)  # read once per peer run, not once per scan
-    return True
+    return want == CHUNK_SIZE or store.chunked_by(cached.manifest_hash, want)
 
 
 def _needs_hashing(fp: Fingerprint, reuse: Mapping[str, FileEntry]) -> bool:
